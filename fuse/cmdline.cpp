@@ -1,0 +1,243 @@
+// The daemon's command line: see cmdline.h.
+#include "cmdline.h"
+
+#include <fuse_opt.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstddef>
+#include <cstdlib>
+#include <fmt/format.h>
+
+#include "mount_options.h"
+
+namespace lfs {
+
+namespace {
+
+// Filled by fuse_opt_parse; strings are malloc'ed by libfuse.
+struct RawOptions {
+  char* lowerdir = nullptr;
+  char* upperdir = nullptr;
+  char* workdir = nullptr;
+  char* uidmapping = nullptr;
+  char* gidmapping = nullptr;
+  char* squash_to_uid = nullptr;
+  char* squash_to_gid = nullptr;
+  char* xattr_permissions = nullptr;
+  char* timeout = nullptr;
+  char* fsync = nullptr;
+  char* context = nullptr;
+  int squash_to_root = 0;
+  int is_volatile = 0;
+  DaemonConfig* config = nullptr;  // for on_option: fuse_opt passes this struct
+
+  RawOptions() = default;
+  RawOptions(const RawOptions&) = delete;
+  RawOptions& operator=(const RawOptions&) = delete;
+  ~RawOptions() {
+    for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
+                    squash_to_uid, squash_to_gid, xattr_permissions, timeout,
+                    fsync, context})
+      std::free(s);
+  }
+};
+
+enum Key { kPassOn = 1, kIgnore = 2 };
+
+#define LFS_OPT(t, field, v) {t, offsetof(RawOptions, field), v}
+const fuse_opt kSpec[] = {
+    LFS_OPT("lowerdir=%s", lowerdir, 0),
+    LFS_OPT("upperdir=%s", upperdir, 0),
+    LFS_OPT("workdir=%s", workdir, 0),
+    LFS_OPT("uidmapping=%s", uidmapping, 0),
+    LFS_OPT("gidmapping=%s", gidmapping, 0),
+    LFS_OPT("squash_to_uid=%s", squash_to_uid, 0),
+    LFS_OPT("squash_to_gid=%s", squash_to_gid, 0),
+    LFS_OPT("xattr_permissions=%s", xattr_permissions, 0),
+    LFS_OPT("timeout=%s", timeout, 0),
+    LFS_OPT("fsync=%s", fsync, 0),
+    LFS_OPT("context=%s", context, 0),
+    LFS_OPT("squash_to_root", squash_to_root, 1),
+    LFS_OPT("volatile", is_volatile, 1),
+    // Understood by the kernel or libfuse's mount code.
+    FUSE_OPT_KEY("allow_other", kPassOn), FUSE_OPT_KEY("allow_root", kPassOn),
+    FUSE_OPT_KEY("default_permissions", kPassOn),
+    FUSE_OPT_KEY("auto_unmount", kPassOn), FUSE_OPT_KEY("ro", kPassOn),
+    FUSE_OPT_KEY("rw", kPassOn), FUSE_OPT_KEY("dev", kPassOn),
+    FUSE_OPT_KEY("nodev", kPassOn), FUSE_OPT_KEY("suid", kPassOn),
+    FUSE_OPT_KEY("nosuid", kPassOn), FUSE_OPT_KEY("exec", kPassOn),
+    FUSE_OPT_KEY("noexec", kPassOn), FUSE_OPT_KEY("sync", kPassOn),
+    FUSE_OPT_KEY("async", kPassOn), FUSE_OPT_KEY("dirsync", kPassOn),
+    FUSE_OPT_KEY("atime", kPassOn), FUSE_OPT_KEY("noatime", kPassOn),
+    FUSE_OPT_KEY("relatime", kPassOn), FUSE_OPT_KEY("norelatime", kPassOn),
+    FUSE_OPT_KEY("strictatime", kPassOn), FUSE_OPT_KEY("nodiratime", kPassOn),
+    FUSE_OPT_KEY("fsname=", kPassOn), FUSE_OPT_KEY("subtype=", kPassOn),
+    FUSE_OPT_KEY("max_read=", kPassOn),
+    // Accepted for compatibility; they have no effect here.
+    FUSE_OPT_KEY("defaults", kIgnore), FUSE_OPT_KEY("noauto", kIgnore),
+    FUSE_OPT_KEY("auto", kIgnore), FUSE_OPT_KEY("nofail", kIgnore),
+    FUSE_OPT_KEY("_netdev", kIgnore), FUSE_OPT_KEY("user", kIgnore),
+    FUSE_OPT_KEY("users", kIgnore), FUSE_OPT_KEY("noacl", kIgnore),
+    FUSE_OPT_KEY("redirect_dir=", kIgnore), FUSE_OPT_KEY("index=", kIgnore),
+    FUSE_OPT_KEY("metacopy=", kIgnore), FUSE_OPT_KEY("userxattr", kIgnore),
+    FUSE_OPT_KEY("xino=", kIgnore), FUSE_OPT_KEY("plugins=", kIgnore),
+    FUSE_OPT_KEY("threaded=", kIgnore), FUSE_OPT_KEY("static_nlink", kIgnore),
+    FUSE_OPT_END};
+#undef LFS_OPT
+
+int on_option(void* data, const char* arg, int key, fuse_args*) {
+  auto* state = static_cast<RawOptions*>(data);
+  if (key == kPassOn) {
+    state->config->fuse_options.emplace_back(arg);
+  } else if (key == FUSE_OPT_KEY_OPT) {
+    state->config->warnings.push_back(
+        fmt::format("unknown option '{}' ignored", arg));
+  }
+  return 0;  // consumed
+}
+
+// Escapes an option so that fuse_opt's unescaping gives it back unchanged.
+std::string escape_for_fuse_opt(const std::string& opt) {
+  std::string out;
+  for (char c : opt) {
+    if (c == '\\' || c == ',') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::optional<std::string> parse_id(const char* text, const char* what,
+                                    std::optional<uint32_t>& out) {
+  uint32_t v = 0;
+  const char* end = text + std::char_traits<char>::length(text);
+  auto [p, ec] = std::from_chars(text, end, v);
+  if (ec != std::errc() || p != end || p == text)
+    return fmt::format("invalid {} '{}'", what, text);
+  out = v;
+  return std::nullopt;
+}
+
+std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
+  if (!raw.lowerdir) return std::string("missing lowerdir option");
+  c.lowers = split_lowerdir(raw.lowerdir);
+  if (c.lowers.empty()) return std::string("lowerdir is empty");
+  if (raw.upperdir) c.upper = raw.upperdir;
+  if (raw.workdir) c.work = raw.workdir;
+  if (!c.upper.empty() && c.work.empty())
+    return std::string("upperdir given without workdir");
+  if (c.upper.empty() && !c.work.empty())
+    return std::string("workdir given without upperdir");
+  if (raw.uidmapping) {
+    auto m = IdMap::parse(raw.uidmapping);
+    if (!m) return fmt::format("invalid uidmapping '{}'", raw.uidmapping);
+    c.owners.uids = *m;
+  }
+  if (raw.gidmapping) {
+    auto m = IdMap::parse(raw.gidmapping);
+    if (!m) return fmt::format("invalid gidmapping '{}'", raw.gidmapping);
+    c.owners.gids = *m;
+  }
+  if (raw.squash_to_root) c.owners.squash_uid = c.owners.squash_gid = 0;
+  if (raw.squash_to_uid)
+    if (auto e = parse_id(raw.squash_to_uid, "squash_to_uid", c.owners.squash_uid))
+      return e;
+  if (raw.squash_to_gid)
+    if (auto e = parse_id(raw.squash_to_gid, "squash_to_gid", c.owners.squash_gid))
+      return e;
+  if (raw.xattr_permissions) {
+    std::string v = raw.xattr_permissions;
+    if (v != "0" && v != "1" && v != "2")
+      return fmt::format("invalid xattr_permissions '{}' (0, 1 or 2)", v);
+    c.xattr_permissions = v[0] - '0';
+  }
+  if (raw.timeout) {
+    char* end = nullptr;
+    double t = std::strtod(raw.timeout, &end);
+    if (end == raw.timeout || *end || t < 0)
+      return fmt::format("invalid timeout '{}'", raw.timeout);
+    c.timeout = t;
+  }
+  if (raw.fsync) {
+    std::string v = raw.fsync;
+    if (v != "0" && v != "1") return fmt::format("invalid fsync '{}' (0 or 1)", v);
+    c.fsync = v == "1";
+  }
+  if (raw.is_volatile) {
+    c.is_volatile = true;
+    c.fsync = false;
+  }
+  if (raw.context) c.context = raw.context;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string usage_text(const char* argv0) {
+  return fmt::format(
+      "usage: {0} [-f] [-d] -o lowerdir=DIR[:DIR...][,upperdir=DIR,workdir=DIR]"
+      "[,opt...] MOUNTPOINT\n"
+      "       {0} SOURCE MOUNTPOINT -o ...\n"
+      "\n"
+      "Mounts a copy-on-write union of layer directories with FUSE.\n"
+      "  -f            stay in the foreground\n"
+      "  -d            debug output (implies -f)\n"
+      "  -o lowerdir=  read-only layers, topmost first, ':'-separated\n"
+      "  -o upperdir=  writable layer; -o workdir= scratch dir beside it\n"
+      "  -o uidmapping=C:H:N[:...], gidmapping=, squash_to_root,\n"
+      "     squash_to_uid=, squash_to_gid=, xattr_permissions=0|1|2,\n"
+      "     volatile, fsync=0|1, timeout=SECONDS, context=\"...\"\n"
+      "  -V, --version  print the version\n",
+      argv0);
+}
+
+std::optional<std::string> parse_command_line(int argc, char** argv,
+                                              DaemonConfig& out) {
+  std::vector<std::string> option_strings, positional;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-o") {
+      if (i + 1 >= argc) return std::string("-o needs an argument");
+      option_strings.emplace_back(argv[++i]);
+    } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
+      option_strings.push_back(a.substr(2));
+    } else if (a == "-f") {
+      out.foreground = true;
+    } else if (a == "-d" || a == "--debug") {
+      out.debug = out.foreground = true;
+    } else if (a == "-h" || a == "--help") {
+      out.show_help = true;
+      return std::nullopt;
+    } else if (a == "-V" || a == "--version") {
+      out.show_version = true;
+      return std::nullopt;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return fmt::format("unknown argument '{}'", a);
+    } else {
+      positional.push_back(std::move(a));
+    }
+  }
+  if (positional.empty()) return std::string("no mountpoint given");
+  if (positional.size() > 2)
+    return fmt::format("unexpected argument '{}'", positional[2]);
+  out.mountpoint = positional.back();
+  if (positional.size() == 2) out.source = positional[0];
+
+  std::vector<std::string> storage{argv[0]};
+  for (const auto& s : option_strings)
+    for (const auto& opt : split_option_string(s)) {
+      storage.emplace_back("-o");
+      storage.push_back(escape_for_fuse_opt(opt));
+    }
+  std::vector<char*> ptrs;
+  for (auto& s : storage) ptrs.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(ptrs.size()), ptrs.data());
+  RawOptions raw;
+  raw.config = &out;
+  int rc = fuse_opt_parse(&args, &raw, kSpec, on_option);
+  fuse_opt_free_args(&args);
+  if (rc != 0) return std::string("cannot parse mount options");
+  return apply_raw(raw, out);
+}
+
+}  // namespace lfs

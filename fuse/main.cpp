@@ -1,0 +1,166 @@
+// layerfs: the FUSE daemon.
+//
+// Parses the command line, opens and checks the layers, mounts, and only
+// then daemonizes, so that a caller waiting for the process (podman's
+// mount_program) sees a non-zero exit with a one-line reason whenever the
+// mount did not come up. Serves requests with libfuse's multithreaded loop.
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cmdline.h"
+#include "layers.h"
+#include "merged_fs.h"
+#include "ops.h"
+
+#ifndef LAYERFS_VERSION
+#define LAYERFS_VERSION "unknown"
+#endif
+
+namespace lfs {
+
+namespace {
+
+int fail(const std::string& message) {
+  fmt::print(stderr, "layerfs: {}\n", message);
+  return 1;
+}
+
+// Owns a fuse_args built from strings.
+class FuseArgs {
+ public:
+  explicit FuseArgs(std::vector<std::string> args) : strings_(std::move(args)) {
+    for (auto& s : strings_) ptrs_.push_back(s.data());
+    args_ = FUSE_ARGS_INIT(static_cast<int>(ptrs_.size()), ptrs_.data());
+  }
+  ~FuseArgs() { fuse_opt_free_args(&args_); }
+  FuseArgs(const FuseArgs&) = delete;
+  FuseArgs& operator=(const FuseArgs&) = delete;
+  fuse_args* get() { return &args_; }
+
+ private:
+  std::vector<std::string> strings_;
+  std::vector<char*> ptrs_;
+  fuse_args args_;
+};
+
+// Owns a FUSE session, unmounting and destroying it on scope exit.
+class Session {
+ public:
+  explicit Session(fuse_session* se) : se_(se) {}
+  ~Session() {
+    if (!se_) return;
+    if (mounted_) fuse_session_unmount(se_);
+    if (handlers_) fuse_remove_signal_handlers(se_);
+    fuse_session_destroy(se_);
+  }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  fuse_session* get() const { return se_; }
+  bool mount(const std::string& where) {
+    mounted_ = fuse_session_mount(se_, where.c_str()) == 0;
+    return mounted_;
+  }
+  bool install_signal_handlers() {
+    handlers_ = fuse_set_signal_handlers(se_) == 0;
+    return handlers_;
+  }
+
+ private:
+  fuse_session* se_;
+  bool mounted_ = false, handlers_ = false;
+};
+
+// How many directory fds to cache: a quarter of the fd limit.
+size_t dir_fd_budget() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return 1024;
+  return std::clamp<size_t>(rl.rlim_cur / 4, 16, 16384);
+}
+
+std::string escape_commas(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == ',' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::vector<std::string> fuse_arguments(const DaemonConfig& c, bool read_only) {
+  std::vector<std::string> args{"layerfs"};
+  if (c.debug) args.emplace_back("-d");
+  std::string opts = "subtype=layerfs,fsname=" + escape_commas(c.source);
+  opts += ",default_permissions";
+  if (geteuid() == 0) opts += ",allow_other";
+  if (read_only) opts += ",ro";
+  for (const auto& o : c.fuse_options) opts += "," + escape_commas(o);
+  args.emplace_back("-o");
+  args.push_back(opts);
+  return args;
+}
+
+int run(int argc, char** argv) {
+  DaemonConfig config;
+  if (auto err = parse_command_line(argc, argv, config)) return fail(*err);
+  if (config.show_help) {
+    fmt::print("{}", usage_text(argv[0]));
+    return 0;
+  }
+  if (config.show_version) {
+    fmt::print("layerfs {}\n", LAYERFS_VERSION);
+    return 0;
+  }
+  for (const auto& w : config.warnings) fmt::print(stderr, "layerfs: warning: {}\n", w);
+  if (!config.upper.empty())
+    return fail("upperdir is not supported by this build yet");
+
+  struct stat mst;
+  if (stat(config.mountpoint.c_str(), &mst) != 0)
+    return fail(fmt::format("mountpoint '{}' does not exist", config.mountpoint));
+  if (!S_ISDIR(mst.st_mode))
+    return fail(fmt::format("mountpoint '{}' is not a directory", config.mountpoint));
+
+  LayerStack layers;
+  if (auto err = LayerStack::open(config.lowers, config.upper, layers))
+    return fail(*err);
+
+  FsConfig fs_config;
+  fs_config.owners = config.owners;
+  fs_config.dir_fd_cache = dir_fd_budget();
+  if (config.xattr_permissions == 1)
+    fs_config.override_stat_xattr = "security.containers.override_stat";
+  else if (config.xattr_permissions == 2)
+    fs_config.override_stat_xattr = "user.containers.override_stat";
+  MergedFs fs(std::move(layers), std::move(fs_config));
+
+  Daemon daemon{&fs, config.timeout};
+  fuse_lowlevel_ops ops = make_ops();
+  FuseArgs args(fuse_arguments(config, fs.read_only()));
+  Session session(fuse_session_new(args.get(), &ops, sizeof ops, &daemon));
+  if (!session.get()) return fail("cannot create the FUSE session");
+  if (!session.install_signal_handlers()) return fail("cannot install signal handlers");
+  if (!session.mount(config.mountpoint))
+    return fail(fmt::format("cannot mount on '{}'", config.mountpoint));
+  if (fuse_daemonize(config.foreground ? 1 : 0) != 0)
+    return fail("cannot daemonize");
+
+  fuse_loop_config* loop = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(loop, 1);
+  fuse_loop_cfg_set_max_threads(loop, 16);
+  int rc = fuse_session_loop_mt(session.get(), loop);
+  fuse_loop_cfg_destroy(loop);
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+}  // namespace lfs
+
+int main(int argc, char** argv) { return lfs::run(argc, argv); }

@@ -1,0 +1,47 @@
+// The FUSE lowlevel operations table and what every callback shares.
+//
+// Each callback decodes its request, calls MergedFs, and replies exactly
+// once. No exception crosses a callback: lib reports errors as values.
+// No lock is held when fuse_reply_* is called.
+#pragma once
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include "merged_fs.h"
+
+namespace lfs {
+
+// Per-mount state reachable from every request.
+struct Daemon {
+  MergedFs* fs;
+  double timeout;  // seconds for entries and attributes
+  bool writeback = false;
+};
+
+inline Daemon& daemon_of(fuse_req_t req) {
+  return *static_cast<Daemon*>(fuse_req_userdata(req));
+}
+
+inline Node* node_of(Daemon& d, fuse_ino_t ino) {
+  return ino == FUSE_ROOT_ID ? d.fs->root() : reinterpret_cast<Node*>(ino);
+}
+
+inline fuse_ino_t id_of(Daemon& d, Node* n) {
+  return n == d.fs->root() ? FUSE_ROOT_ID : reinterpret_cast<fuse_ino_t>(n);
+}
+
+// A reply for a successful lookup (or readdirplus entry).
+fuse_entry_param entry_param(Daemon& d, Node* node, const struct stat& st);
+
+// The operations table; fill_ops covers every op the mount implements.
+fuse_lowlevel_ops make_ops();
+
+// Per-group registration, one file each.
+void add_node_ops(fuse_lowlevel_ops& ops);   // ops_node.cpp
+void add_dir_ops(fuse_lowlevel_ops& ops);    // ops_dir.cpp
+void add_file_ops(fuse_lowlevel_ops& ops);   // ops_file.cpp
+void add_xattr_ops(fuse_lowlevel_ops& ops);  // ops_xattr.cpp
+void add_fs_ops(fuse_lowlevel_ops& ops);     // ops_fs.cpp
+
+}  // namespace lfs

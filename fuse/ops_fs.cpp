@@ -1,0 +1,56 @@
+// Whole-filesystem operations: init, statfs, access; and the ops table.
+#include "ops.h"
+
+namespace lfs {
+
+namespace {
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto* d = static_cast<Daemon*>(userdata);
+  unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_SPLICE_WRITE |
+                  FUSE_CAP_SPLICE_READ | FUSE_CAP_READDIRPLUS |
+                  FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS |
+                  FUSE_CAP_AUTO_INVAL_DATA;
+  if (d->writeback) want |= FUSE_CAP_WRITEBACK_CACHE;
+  conn->want |= want & conn->capable;
+  // Lowers never change under a mount: no need for mtime-based invalidation.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  conn->max_write = 1u << 20;
+  conn->max_readahead = conn->max_readahead ? conn->max_readahead : (1u << 20);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  auto sv = daemon_of(req).fs->statfs();
+  if (!sv) {
+    fuse_reply_err(req, sv.error());
+    return;
+  }
+  fuse_reply_statfs(req, &*sv);
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  Daemon& d = daemon_of(req);
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  auto ok = d.fs->access(node_of(d, ino), mask, ctx->uid, ctx->gid);
+  fuse_reply_err(req, ok ? 0 : ok.error());
+}
+
+}  // namespace
+
+void add_fs_ops(fuse_lowlevel_ops& ops) {
+  ops.init = op_init;
+  ops.statfs = op_statfs;
+  ops.access = op_access;
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops ops{};
+  add_fs_ops(ops);
+  add_node_ops(ops);
+  add_dir_ops(ops);
+  add_file_ops(ops);
+  add_xattr_ops(ops);
+  return ops;
+}
+
+}  // namespace lfs

@@ -1,0 +1,53 @@
+// Extended attributes: getxattr, listxattr (overlay's private ones hidden).
+#include <string>
+
+#include "ops.h"
+
+namespace lfs {
+
+namespace {
+
+// Replies with `data`, or its size when the caller asked for the size only.
+void reply_sized(fuse_req_t req, const std::string& data, size_t size) {
+  if (size == 0)
+    fuse_reply_xattr(req, data.size());
+  else if (data.size() > size)
+    fuse_reply_err(req, ERANGE);
+  else
+    fuse_reply_buf(req, data.data(), data.size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                 size_t size) {
+  Daemon& d = daemon_of(req);
+  auto v = d.fs->getxattr(node_of(d, ino), name);
+  if (!v) {
+    fuse_reply_err(req, v.error());
+    return;
+  }
+  reply_sized(req, *v, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Daemon& d = daemon_of(req);
+  auto names = d.fs->listxattr(node_of(d, ino));
+  if (!names) {
+    fuse_reply_err(req, names.error());
+    return;
+  }
+  std::string packed;
+  for (const auto& n : *names) {
+    packed += n;
+    packed += '\0';
+  }
+  reply_sized(req, packed, size);
+}
+
+}  // namespace
+
+void add_xattr_ops(fuse_lowlevel_ops& ops) {
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+}
+
+}  // namespace lfs

@@ -1,0 +1,269 @@
+// The merged view of a layer stack: see merged_fs.h.
+#include "merged_fs.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+
+namespace lfs {
+
+namespace {
+
+constexpr const char* kPrivateXattrPrefixes[] = {
+    "trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."};
+
+bool starts_with(const std::string& s, std::string_view prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Parses "uid:gid:mode[:type]" (mode in octal).
+bool parse_override(const std::string& text, uint32_t& uid, uint32_t& gid,
+                    mode_t& mode) {
+  const char* p = text.data();
+  const char* end = p + text.size();
+  auto field = [&](uint32_t& out, int base) {
+    auto [next, ec] = std::from_chars(p, end, out, base);
+    if (ec != std::errc() || next == p) return false;
+    p = next;
+    if (p < end && *p == ':') ++p;
+    return true;
+  };
+  uint32_t m = 0;
+  if (!field(uid, 10) || !field(gid, 10) || !field(m, 8)) return false;
+  mode = static_cast<mode_t>(m & 07777);
+  return true;
+}
+
+}  // namespace
+
+MergedFs::MergedFs(LayerStack layers, FsConfig config)
+    : layers_(std::move(layers)),
+      config_(std::move(config)),
+      dir_fds_(config_.dir_fd_cache) {
+  for (size_t i = 0; i < layers_.size(); ++i)
+    roots_.emplace_back(std::shared_ptr<void>(), &layers_[i].root);
+  Node* root = nodes_.root();
+  std::lock_guard lock(root->mu);
+  root->type = S_IFDIR;
+  root->layer = 0;
+  root->ino = layers_.mount_ino(0, layers_[0].ino);
+  for (unsigned i = 0; i < layers_.size(); ++i) {
+    auto marks = read_dir_marks(layers_.root_fd(i));
+    // A layer root is always merged; only its xattr-whiteout mark matters.
+    DirMarks m;
+    if (marks) m.xattr_whiteouts = marks->xattr_whiteouts;
+    root->dir_layers.push_back(DirLayer{i, m});
+  }
+}
+
+Result<std::shared_ptr<const Fd>> MergedFs::dir_fd(Node* node,
+                                                   unsigned layer) {
+  if (node == nodes_.root()) return roots_[layer];
+  if (auto fd = dir_fds_.get(node->serial, layer)) return fd;
+  auto chain = nodes_.chain(node);
+  std::shared_ptr<const Fd> cur = roots_[layer];
+  size_t start = 0;
+  for (size_t i = chain.size() - 1; i-- > 0;) {
+    if (auto fd = dir_fds_.get(chain[i].first, layer)) {
+      cur = std::move(fd);
+      start = i + 1;
+      break;
+    }
+  }
+  for (size_t i = start; i < chain.size(); ++i) {
+    auto fd = open_at(cur->get(), chain[i].second, O_PATH | O_DIRECTORY);
+    if (!fd) return Error{fd.error()};
+    cur = std::make_shared<const Fd>(std::move(*fd));
+    dir_fds_.put(chain[i].first, layer, cur);
+  }
+  return cur;
+}
+
+Result<std::pair<std::shared_ptr<const Fd>, std::string>> MergedFs::locate(
+    Node* node, unsigned layer) {
+  auto [parent, name] = nodes_.parent_and_name(node);
+  if (!parent) return Error{EINVAL};
+  auto pfd = dir_fd(parent, layer);
+  if (!pfd) return Error{pfd.error()};
+  return std::make_pair(std::move(*pfd), std::move(name));
+}
+
+struct stat MergedFs::present(const NodeView& v, struct stat st) const {
+  st.st_ino = v.ino;
+  if (S_ISDIR(st.st_mode) && v.dir_layers.size() > 1) st.st_nlink = 1;
+  st.st_uid = config_.owners.shown_uid(st.st_uid);
+  st.st_gid = config_.owners.shown_gid(st.st_gid);
+  return st;
+}
+
+void MergedFs::apply_override(Node* node, const NodeView& v,
+                              struct stat& st) {
+  if (config_.override_stat_xattr.empty()) return;
+  auto value = getxattr_raw(node, v, config_.override_stat_xattr);
+  if (!value) return;
+  uint32_t uid, gid;
+  mode_t mode;
+  if (!parse_override(*value, uid, gid, mode)) return;
+  st.st_uid = uid;
+  st.st_gid = gid;
+  st.st_mode = (st.st_mode & S_IFMT) | mode;
+}
+
+Result<std::string> MergedFs::getxattr_raw(Node* node, const NodeView& v,
+                                           const std::string& name) {
+  if (S_ISDIR(v.type)) {
+    auto fd = dir_fd(node, v.layer);
+    if (!fd) return Error{fd.error()};
+    return get_xattr_at((*fd)->get(), "", name);
+  }
+  auto where = locate(node, v.layer);
+  if (!where) return Error{where.error()};
+  return get_xattr_at(where->first->get(), where->second, name);
+}
+
+Result<struct stat> MergedFs::raw_stat(Node* node, const NodeView& v) {
+  if (S_ISDIR(v.type)) {
+    auto fd = dir_fd(node, v.layer);
+    if (!fd) return Error{fd.error()};
+    return stat_at((*fd)->get(), "");
+  }
+  auto where = locate(node, v.layer);
+  if (!where) return Error{where.error()};
+  return stat_at(where->first->get(), where->second);
+}
+
+Result<struct stat> MergedFs::stat_node(Node* node, const NodeView& v,
+                                        struct stat raw) {
+  apply_override(node, v, raw);
+  return present(v, raw);
+}
+
+Result<std::pair<Node*, struct stat>> MergedFs::lookup(
+    Node* parent, const std::string& name) {
+  NodeView pv = view_of(*parent);
+  if (!S_ISDIR(pv.type)) return Error{ENOTDIR};
+  auto fds = [&](unsigned l) { return dir_fd(parent, l); };
+  auto found = resolve_name(pv.dir_layers, fds, name);
+  if (!found) return Error{found.error()};
+  if (!*found) return Error{ENOENT};
+  Resolution& r = **found;
+  const uint64_t ino = layers_.mount_ino(r.layer, r.st.st_ino);
+  Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
+    bool same = n.type == (r.st.st_mode & S_IFMT) && n.layer == r.layer &&
+                n.dir_layers.size() == r.dir_layers.size();
+    if (!same) n.listing.reset();
+    n.layer = r.layer;
+    n.type = r.st.st_mode & S_IFMT;
+    n.ino = ino;
+    n.dir_layers = r.dir_layers;
+  });
+  for (size_t i = 0; i < r.dir_fds.size(); ++i)
+    dir_fds_.put(child->serial, r.dir_layers[i].layer, r.dir_fds[i]);
+  NodeView v{r.layer, static_cast<mode_t>(r.st.st_mode & S_IFMT), ino,
+             std::move(r.dir_layers)};
+  auto st = stat_node(child, v, r.st);
+  if (!st) {
+    nodes_.forget(child, 1);
+    return Error{st.error()};
+  }
+  return std::make_pair(child, *st);
+}
+
+Result<struct stat> MergedFs::getattr(Node* node) {
+  NodeView v = view_of(*node);
+  auto raw = raw_stat(node, v);
+  if (!raw) return Error{raw.error()};
+  return stat_node(node, v, *raw);
+}
+
+Result<std::string> MergedFs::readlink(Node* node) {
+  NodeView v = view_of(*node);
+  if (!S_ISLNK(v.type)) return Error{EINVAL};
+  auto where = locate(node, v.layer);
+  if (!where) return Error{where.error()};
+  return read_link_at(where->first->get(), where->second);
+}
+
+Result<Fd> MergedFs::open(Node* node, int flags) {
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return Error{EROFS};
+  NodeView v = view_of(*node);
+  if (S_ISDIR(v.type)) return Error{EISDIR};
+  auto where = locate(node, v.layer);
+  if (!where) return Error{where.error()};
+  int pass = flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW);
+  return open_at(where->first->get(), where->second, pass);
+}
+
+Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
+  NodeView v = view_of(*dir);
+  if (!S_ISDIR(v.type)) return Error{ENOTDIR};
+  {
+    std::lock_guard lock(dir->mu);
+    if (dir->listing) return dir->listing;
+  }
+  auto fds = [&](unsigned l) { return dir_fd(dir, l); };
+  auto merged = merge_listing(v.dir_layers, fds);
+  if (!merged) return Error{merged.error()};
+  auto shared = std::make_shared<const Listing>(std::move(*merged));
+  std::lock_guard lock(dir->mu);
+  if (!dir->listing) dir->listing = shared;
+  return dir->listing;
+}
+
+bool MergedFs::is_private_xattr(const std::string& name) const {
+  for (const char* p : kPrivateXattrPrefixes)
+    if (starts_with(name, p)) return true;
+  return !config_.override_stat_xattr.empty() &&
+         name == config_.override_stat_xattr;
+}
+
+Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
+  if (is_private_xattr(name)) return Error{ENODATA};
+  return getxattr_raw(node, view_of(*node), name);
+}
+
+Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
+  NodeView v = view_of(*node);
+  Result<std::vector<std::string>> names = Error{EIO};
+  if (S_ISDIR(v.type)) {
+    auto fd = dir_fd(node, v.layer);
+    if (!fd) return Error{fd.error()};
+    names = list_xattr_at((*fd)->get(), "");
+  } else {
+    auto where = locate(node, v.layer);
+    if (!where) return Error{where.error()};
+    names = list_xattr_at(where->first->get(), where->second);
+  }
+  if (!names) return names;
+  std::vector<std::string> shown;
+  for (auto& n : *names)
+    if (!is_private_xattr(n)) shown.push_back(std::move(n));
+  return shown;
+}
+
+Result<struct statvfs> MergedFs::statfs() { return stat_fs(layers_.root_fd(0)); }
+
+Status MergedFs::access(Node* node, int mask, uid_t uid, gid_t gid) {
+  auto st = getattr(node);
+  if (!st) return Error{st.error()};
+  if ((mask & W_OK) && read_only()) return Error{EROFS};
+  if (mask == F_OK) return {};
+  mode_t mode = st->st_mode;
+  if (uid == 0) {
+    // root may read and write anything; execute needs some x bit on files.
+    if ((mask & X_OK) && !S_ISDIR(mode) && !(mode & 0111)) return Error{EACCES};
+    return {};
+  }
+  mode_t bits;
+  if (uid == st->st_uid)
+    bits = (mode >> 6) & 7;
+  else if (gid == st->st_gid)
+    bits = (mode >> 3) & 7;
+  else
+    bits = mode & 7;
+  if ((mask & bits) != static_cast<mode_t>(mask & 7)) return Error{EACCES};
+  return {};
+}
+
+}  // namespace lfs

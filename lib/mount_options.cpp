@@ -1,0 +1,51 @@
+// Splitting option strings: see mount_options.h.
+#include "mount_options.h"
+
+namespace lfs {
+
+std::vector<std::string> split_option_string(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\\' && i + 1 < text.size()) {
+      char next = text[i + 1];
+      // Keep escapes that lowerdir itself gives meaning to.
+      if (next == ':' || next == '\\') cur += c;
+      cur += next;
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+      cur += c;
+    } else if (c == ',' && !quoted) {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::vector<std::string> split_lowerdir(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\\' && i + 1 < text.size() &&
+        (text[i + 1] == ':' || text[i + 1] == '\\')) {
+      cur += text[++i];
+    } else if (c == ':') {
+      if (!cur.empty()) out.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+}  // namespace lfs

@@ -1,0 +1,103 @@
+// The inodes the kernel currently holds, as a tree of names.
+//
+// A Node stands for one merged name; the kernel refers to it by its address
+// (the FUSE node id) and counts lookups on it. A node lives while the kernel
+// holds it or while it has live children, so memory follows what the kernel
+// caches and is returned on forget. Nodes keep no fds: a directory's fd in a
+// layer is reopened from its parent's (through DirFdCache) when needed.
+//
+// Locking: NodeTable::mu_ guards the tree shape (parent, name, children,
+// lookup counts) and must be acquired before any Node::mu. Node::mu guards
+// that node's resolution (layers, type, cached listing).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "merge.h"
+
+namespace lfs {
+
+struct Node {
+  const uint64_t serial;  // never reused; keys the fd cache
+
+  // Guarded by NodeTable::mu_.
+  Node* parent = nullptr;
+  std::string name;
+  uint64_t lookups = 0;
+  std::unordered_map<std::string, Node*> children;
+
+  // Guarded by mu.
+  mutable std::mutex mu;
+  unsigned layer = 0;                 // topmost layer holding the name
+  mode_t type = 0;                    // S_IFMT bits
+  uint64_t ino = 0;                   // st_ino as shown by the mount
+  std::vector<DirLayer> dir_layers;   // directories: every merged layer
+  std::shared_ptr<const std::vector<MergedEntry>> listing;  // cached readdir
+
+  explicit Node(uint64_t s) : serial(s) {}
+};
+
+// A consistent copy of a node's resolution, taken under its lock.
+struct NodeView {
+  unsigned layer;
+  mode_t type;
+  uint64_t ino;
+  std::vector<DirLayer> dir_layers;
+};
+
+class NodeTable {
+ public:
+  NodeTable();
+  ~NodeTable();
+  NodeTable(const NodeTable&) = delete;
+  NodeTable& operator=(const NodeTable&) = delete;
+
+  Node* root() { return root_.get(); }
+
+  // Returns the child `name` of `parent` with one more lookup counted,
+  // creating it (with `init` applied under its lock) if the table has none.
+  // An existing child is refreshed with `init` as well.
+  template <class Init>
+  Node* acquire_child(Node* parent, const std::string& name, Init&& init);
+
+  // Drops `n` lookups; frees the node (and childless ancestors) at zero.
+  void forget(Node* node, uint64_t n);
+
+  // The node's parent and name, read consistently. Root: {nullptr, ""}.
+  std::pair<Node*, std::string> parent_and_name(Node* node) const;
+
+  // The chain from the root's child down to `node` as (serial, name) pairs.
+  std::vector<std::pair<uint64_t, std::string>> chain(Node* node) const;
+
+  size_t size() const;
+
+ private:
+  Node* insert_locked(Node* parent, const std::string& name);
+
+  mutable std::mutex mu_;  // tree shape; acquired before any Node::mu
+  std::unique_ptr<Node> root_;
+  uint64_t next_serial_ = 2;
+  size_t count_ = 1;
+};
+
+template <class Init>
+Node* NodeTable::acquire_child(Node* parent, const std::string& name,
+                               Init&& init) {
+  std::lock_guard lock(mu_);
+  Node* child = insert_locked(parent, name);
+  ++child->lookups;
+  std::lock_guard node_lock(child->mu);
+  init(*child);
+  return child;
+}
+
+NodeView view_of(const Node& node);
+
+}  // namespace lfs

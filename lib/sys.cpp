@@ -1,0 +1,177 @@
+// Thin system-call wrappers: see sys.h.
+#include "sys.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace lfs {
+
+namespace {
+
+Error last_error() { return Error{errno ? errno : EIO}; }
+
+// The fixed part of struct linux_dirent64; the name follows at kNameOffset.
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+};
+constexpr size_t kNameOffset = 19;
+
+}  // namespace
+
+std::string error_text(int code) { return std::strerror(code); }
+
+void Fd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+std::string proc_path(int dirfd, const std::string& name) {
+  std::string p = "/proc/self/fd/" + std::to_string(dirfd);
+  if (!name.empty()) p += "/" + name;
+  return p;
+}
+
+Result<Fd> open_at(int dirfd, const std::string& name, int flags, mode_t mode) {
+  int fd = ::openat(dirfd, name.empty() ? "." : name.c_str(),
+                    flags | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return last_error();
+  return Fd(fd);
+}
+
+Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, rootfd, rel.empty() ? "." : rel.c_str(),
+                      &how, sizeof how);
+  if (fd < 0) return last_error();
+  return Fd(static_cast<int>(fd));
+}
+
+Result<Fd> open_path(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return last_error();
+  return Fd(fd);
+}
+
+Result<struct stat> stat_at(int dirfd, const std::string& name) {
+  struct stat st;
+  int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
+  if (::fstatat(dirfd, name.c_str(), &st, flags) < 0) return last_error();
+  return st;
+}
+
+Result<bool> exists_at(int dirfd, const std::string& name) {
+  auto st = stat_at(dirfd, name);
+  if (st) return true;
+  if (st.error() == ENOENT) return false;
+  return Error{st.error()};
+}
+
+Result<std::string> read_link_at(int dirfd, const std::string& name) {
+  std::string buf(256, '\0');
+  for (;;) {
+    ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
+    if (n < 0) return last_error();
+    if (static_cast<size_t>(n) < buf.size()) {
+      buf.resize(static_cast<size_t>(n));
+      return buf;
+    }
+    buf.resize(buf.size() * 2);
+  }
+}
+
+Result<std::string> get_xattr_at(int dirfd, const std::string& name,
+                                 const std::string& attr) {
+  std::string path = proc_path(dirfd, name);
+  // For a named entry lgetxattr stops at the entry itself; for the fd itself
+  // the magic link must be followed to reach the inode it stands for.
+  auto call = [&](void* buf, size_t len) {
+    return name.empty() ? ::getxattr(path.c_str(), attr.c_str(), buf, len)
+                        : ::lgetxattr(path.c_str(), attr.c_str(), buf, len);
+  };
+  for (;;) {
+    ssize_t size = call(nullptr, 0);
+    if (size < 0) return last_error();
+    std::string value(static_cast<size_t>(size), '\0');
+    ssize_t n = call(value.data(), value.size());
+    if (n < 0) {
+      if (errno == ERANGE) continue;  // grew between the two calls
+      return last_error();
+    }
+    value.resize(static_cast<size_t>(n));
+    return value;
+  }
+}
+
+Result<std::vector<std::string>> list_xattr_at(int dirfd,
+                                               const std::string& name) {
+  std::string path = proc_path(dirfd, name);
+  auto call = [&](char* buf, size_t len) {
+    return name.empty() ? ::listxattr(path.c_str(), buf, len)
+                        : ::llistxattr(path.c_str(), buf, len);
+  };
+  for (;;) {
+    ssize_t size = call(nullptr, 0);
+    if (size < 0) return last_error();
+    std::string raw(static_cast<size_t>(size), '\0');
+    ssize_t n = call(raw.data(), raw.size());
+    if (n < 0) {
+      if (errno == ERANGE) continue;
+      return last_error();
+    }
+    std::vector<std::string> names;
+    for (size_t i = 0; i < static_cast<size_t>(n);) {
+      size_t len = std::strlen(raw.data() + i);
+      if (len) names.emplace_back(raw.data() + i, len);
+      i += len + 1;
+    }
+    return names;
+  }
+}
+
+Result<std::vector<DirEntry>> read_dir(int dirfd) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return last_error();
+  Fd owner(fd);
+  std::vector<DirEntry> out;
+  alignas(8) static thread_local char buf[64 * 1024];
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) return last_error();
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<LinuxDirent64*>(buf + off);
+      const char* name = buf + off + kNameOffset;
+      off += d->d_reclen;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+        continue;
+      out.push_back(DirEntry{name, d->d_ino, d->d_type});
+    }
+  }
+  return out;
+}
+
+Result<struct statvfs> stat_fs(int fd) {
+  struct statvfs sv;
+  if (::fstatvfs(fd, &sv) < 0) return last_error();
+  return sv;
+}
+
+Result<size_t> pread_at(int fd, void* buf, size_t len, off_t off) {
+  ssize_t n = ::pread(fd, buf, len, off);
+  if (n < 0) return last_error();
+  return static_cast<size_t>(n);
+}
+
+}  // namespace lfs

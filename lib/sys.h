@@ -1,0 +1,88 @@
+// Thin system-call wrappers.
+//
+// The only code in layerfs that reads errno: each wrapper calls one syscall
+// (or a short, fixed sequence), captures errno at once and returns a Result.
+// Names are always resolved relative to a directory fd and never through a
+// symlink in their last component. /proc/self/fd is used in exactly one
+// helper (proc_path), for the xattr calls that have no *at form.
+// All functions are thread-safe; Fd is a move-only owner of a descriptor.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "result.h"
+
+namespace lfs {
+
+// Owns one file descriptor; closes it on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+// One entry of a raw directory listing.
+struct DirEntry {
+  std::string name;
+  uint64_t ino;
+  unsigned char type;  // DT_* as reported by the filesystem (may be DT_UNKNOWN)
+};
+
+// openat(dirfd, name, flags | O_CLOEXEC | O_NOFOLLOW, mode).
+Result<Fd> open_at(int dirfd, const std::string& name, int flags,
+                   mode_t mode = 0);
+// Opens `rel` (a relative path, "" for the dir itself) beneath `rootfd`
+// without crossing any symlink or leaving the tree (openat2 RESOLVE_BENEATH).
+Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags);
+// Opens an absolute or cwd-relative path given by a user (layer dirs only).
+Result<Fd> open_path(const std::string& path, int flags);
+
+// fstatat(..., AT_SYMLINK_NOFOLLOW); an empty name stats dirfd itself.
+Result<struct stat> stat_at(int dirfd, const std::string& name);
+// Like stat_at but reports whether the name exists at all (ENOENT -> false).
+Result<bool> exists_at(int dirfd, const std::string& name);
+Result<std::string> read_link_at(int dirfd, const std::string& name);
+
+// Extended attributes of dirfd/name (or of dirfd itself for an empty name),
+// never following a symlink. ENODATA when absent.
+Result<std::string> get_xattr_at(int dirfd, const std::string& name,
+                                 const std::string& attr);
+Result<std::vector<std::string>> list_xattr_at(int dirfd,
+                                               const std::string& name);
+
+// Every entry of the directory dirfd refers to, except "." and "..".
+Result<std::vector<DirEntry>> read_dir(int dirfd);
+
+Result<struct statvfs> stat_fs(int fd);
+Result<size_t> pread_at(int fd, void* buf, size_t len, off_t off);
+
+// "/proc/self/fd/N" or "/proc/self/fd/N/name": the one place procfs is used.
+std::string proc_path(int dirfd, const std::string& name);
+
+}  // namespace lfs

@@ -1,0 +1,24 @@
+// layerctl: companion tools for layerfs writable layers.
+//
+// One subcommand per task (diff, size, ps, inspect, commit, apply); each is a
+// thin command line over lib. This file wires the subcommands together.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#ifndef LAYERFS_VERSION
+#define LAYERFS_VERSION "unknown"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"layerctl: inspect, size, commit and apply layerfs layers"};
+  app.set_version_flag("-V,--version", std::string("layerctl ") + LAYERFS_VERSION);
+  app.require_subcommand(1);
+  // Subcommands are registered here as they are implemented.
+  app.allow_extras(false);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}
