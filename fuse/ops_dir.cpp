@@ -33,7 +33,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto h = std::make_unique<DirHandle>();
   h->entries = std::move(*listing);
   h->self_ino = view_of(*node).ino;
-  h->parent_ino = h->self_ino;  // ".." is resolved by the kernel, not by us
+  h->parent_ino = d.fs->parent_ino(node);
   fi->fh = reinterpret_cast<uint64_t>(h.release());
   fi->keep_cache = 1;
   fi->cache_readdir = 1;

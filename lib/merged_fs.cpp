@@ -177,6 +177,11 @@ Result<struct stat> MergedFs::getattr(Node* node) {
   return stat_node(node, v, *raw);
 }
 
+uint64_t MergedFs::parent_ino(Node* node) {
+  Node* parent = nodes_.parent_and_name(node).first;
+  return view_of(parent ? *parent : *node).ino;
+}
+
 Result<std::string> MergedFs::readlink(Node* node) {
   NodeView v = view_of(*node);
   if (!S_ISLNK(v.type)) return Error{EINVAL};

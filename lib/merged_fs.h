@@ -65,6 +65,9 @@ class MergedFs {
   // access(2) semantics for a caller with the given credentials.
   Status access(Node* node, int mask, uid_t uid, gid_t gid);
 
+  // st_ino of the directory holding `node` (the root's own for the root).
+  uint64_t parent_ino(Node* node);
+
   size_t node_count() const { return nodes_.size(); }
 
  private:

@@ -1,9 +1,11 @@
 // layerctl: companion tools for layerfs writable layers.
 //
 // One subcommand per task (diff, size, ps, inspect, commit, apply); each is a
-// thin command line over lib. This file wires the subcommands together.
+// thin command line over lib, registered from its own tools/cmd_*.cpp.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include "commands.h"
 
 #ifndef LAYERFS_VERSION
 #define LAYERFS_VERSION "unknown"
@@ -13,8 +15,7 @@ int main(int argc, char** argv) {
   CLI::App app{"layerctl: inspect, size, commit and apply layerfs layers"};
   app.set_version_flag("-V,--version", std::string("layerctl ") + LAYERFS_VERSION);
   app.require_subcommand(1);
-  // Subcommands are registered here as they are implemented.
-  app.allow_extras(false);
+  // Subcommand registration (keep alphabetical; one line per command).
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,237 @@
+"""Shared pieces of the mount tests.
+
+Skip rules (exit 77 when not root or without /dev/fuse), private temp dirs
+that are always unmounted and removed, layerfs and kernel-overlayfs mounts
+with timeouts, and a snapshot of a tree (every attribute a view is compared
+on). Every test runs under an alarm so that a hang becomes a failure that
+still unmounts on the way out.
+"""
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+LAYERFS = os.environ.get("LAYERFS", "layerfs")
+LAYERCTL = os.environ.get("LAYERCTL", "layerctl")
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(SKIP)
+
+
+def require_mount_privileges():
+    if os.geteuid() != 0:
+        skip("needs root")
+    if not os.path.exists("/dev/fuse"):
+        skip("no /dev/fuse")
+
+
+def _on_alarm(signum, frame):
+    raise TimeoutError("test timed out")
+
+
+def start(seconds=240):
+    """Checks prerequisites and arms the test's overall timeout."""
+    require_mount_privileges()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(seconds)
+
+
+def mounts():
+    """Mount points currently listed in /proc/self/mountinfo."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            out.append(fields[4].replace("\\040", " "))
+    return out
+
+
+def is_mounted(path):
+    return os.path.realpath(path) in mounts()
+
+
+def unmount(path):
+    """Unmounts `path`, lazily if a normal unmount fails."""
+    if not is_mounted(path):
+        return
+    for cmd in (["fusermount3", "-u", path], ["umount", path], ["umount", "-l", path]):
+        try:
+            subprocess.run(cmd, timeout=20, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        except (subprocess.TimeoutExpired, FileNotFoundError):
+            continue
+        if not is_mounted(path):
+            return
+
+
+@contextlib.contextmanager
+def temp_dir():
+    """A private temp dir; everything mounted below it is unmounted at exit."""
+    d = tempfile.mkdtemp(prefix="layerfs-it-")
+    try:
+        yield d
+    finally:
+        real = os.path.realpath(d)
+        for m in sorted(mounts(), key=len, reverse=True):
+            if m == real or m.startswith(real + "/"):
+                unmount(m)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def escape_lower(path):
+    return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
+
+
+def layerfs_options(lowers, upper=None, work=None, extra=()):
+    opts = ["lowerdir=" + ":".join(escape_lower(l) for l in lowers)]
+    if upper:
+        opts += [f"upperdir={upper}", f"workdir={work}"]
+    opts += list(extra)
+    return ",".join(opts)
+
+
+def wait_mounted(path, proc, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if is_mounted(path):
+            return
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"layerfs exited with {proc.returncode}: {err.strip()}")
+        time.sleep(0.02)
+    raise TimeoutError(f"{path} did not get mounted")
+
+
+@contextlib.contextmanager
+def layerfs(mnt, lowers, upper=None, work=None, extra=(), preexec=None):
+    """Runs layerfs in the foreground for the body; always unmounts."""
+    proc = subprocess.Popen(
+        [LAYERFS, "-f", "-o", layerfs_options(lowers, upper, work, extra), mnt],
+        stderr=subprocess.PIPE, preexec_fn=preexec)
+    try:
+        wait_mounted(mnt, proc)
+        yield proc
+    finally:
+        unmount(mnt)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def kernel_overlay(mnt, lowers, upper=None, work=None, extra=()):
+    """Mounts kernel overlayfs for the body; always unmounts."""
+    opts = ["lowerdir=" + ":".join(lowers)]
+    if upper:
+        opts += [f"upperdir={upper}", f"workdir={work}"]
+    opts += list(extra)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), mnt],
+                   check=True, timeout=20)
+    try:
+        yield
+    finally:
+        unmount(mnt)
+
+
+def shown_xattrs(path):
+    """xattrs a merged view shows, overlay-private ones excluded."""
+    out = {}
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return out
+    for n in names:
+        if n.startswith(("trusted.overlay.", "user.overlay.")):
+            continue
+        try:
+            out[n] = os.getxattr(path, n, follow_symlinks=False)
+        except OSError as e:
+            out[n] = f"error {e.errno}"
+    return out
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe(path, st, content=True):
+    """The attributes two views must agree on for one entry."""
+    kind = stat.S_IFMT(st.st_mode)
+    d = {
+        "type": kind,
+        "mode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "mtime_ns": st.st_mtime_ns,
+        "xattrs": shown_xattrs(path),
+    }
+    if kind != stat.S_IFDIR:
+        d["size"] = st.st_size
+        d["nlink"] = st.st_nlink
+    if kind in (stat.S_IFCHR, stat.S_IFBLK):
+        d["rdev"] = st.st_rdev
+    if kind == stat.S_IFLNK:
+        d["target"] = os.readlink(path)
+    if kind == stat.S_IFREG and content:
+        d["sha256"] = file_digest(path)
+    return d
+
+
+def snapshot(root, content=True):
+    """{relative path: attributes} for every entry below root (root as '.')."""
+    out = {".": describe(root, os.lstat(root), content)}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            out[os.path.relpath(p, root)] = describe(p, os.lstat(p), content)
+    return out
+
+
+def compare(expected, actual, what="views"):
+    """Lists every difference between two snapshots; empty when equal."""
+    problems = []
+    for p in sorted(set(expected) | set(actual)):
+        if p not in actual:
+            problems.append(f"missing in {what}: {p}")
+        elif p not in expected:
+            problems.append(f"extra in {what}: {p}")
+        elif expected[p] != actual[p]:
+            diffs = {k: (expected[p].get(k), actual[p].get(k))
+                     for k in set(expected[p]) | set(actual[p])
+                     if expected[p].get(k) != actual[p].get(k)}
+            problems.append(f"differs in {what}: {p}: {diffs}")
+    return problems
+
+
+def check(problems):
+    """Prints problems and exits non-zero if there are any."""
+    for p in problems:
+        print(p)
+    if problems:
+        print(f"FAIL: {len(problems)} problem(s)")
+        sys.exit(1)
+    print("ok")
+
+
+def tree_digest(root):
+    """A digest of a tree's names, attributes and content (lower unchanged?)."""
+    snap = snapshot(root)
+    h = hashlib.sha256()
+    for p in sorted(snap):
+        h.update(repr((p, sorted(snap[p].items()))).encode())
+    return h.hexdigest()
