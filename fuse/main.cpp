@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include <fmt/format.h>
@@ -16,6 +17,7 @@
 #include "cmdline.h"
 #include "layers.h"
 #include "merged_fs.h"
+#include "mount_info.h"
 #include "ops.h"
 
 #ifndef LAYERFS_VERSION
@@ -106,6 +108,22 @@ std::vector<std::string> fuse_arguments(const DaemonConfig& c, bool read_only) {
   return args;
 }
 
+std::string absolute(const std::string& path) {
+  if (path.empty()) return path;
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return ec ? path : p.string();
+}
+
+MountInfo describe_mount(const DaemonConfig& c) {
+  MountInfo info;
+  for (const auto& l : c.lowers) info.lowers.push_back(absolute(l));
+  info.upper = absolute(c.upper);
+  info.work = absolute(c.work);
+  info.merged = absolute(c.mountpoint);
+  return info;
+}
+
 int run(int argc, char** argv) {
   DaemonConfig config;
   if (auto err = parse_command_line(argc, argv, config)) return fail(*err);
@@ -138,6 +156,7 @@ int run(int argc, char** argv) {
     fs_config.override_stat_xattr = "security.containers.override_stat";
   else if (config.xattr_permissions == 2)
     fs_config.override_stat_xattr = "user.containers.override_stat";
+  fs_config.mount_info_json = mount_info_to_json(describe_mount(config));
   MergedFs fs(std::move(layers), std::move(fs_config));
 
   Daemon daemon{&fs, config.timeout};

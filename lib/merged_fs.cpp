@@ -6,6 +6,8 @@
 
 #include <charconv>
 
+#include "mount_info.h"
+
 namespace lfs {
 
 namespace {
@@ -224,6 +226,9 @@ bool MergedFs::is_private_xattr(const std::string& name) const {
 }
 
 Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
+  if (node == nodes_.root() && name == kMountInfoXattr &&
+      !config_.mount_info_json.empty())
+    return config_.mount_info_json;
   if (is_private_xattr(name)) return Error{ENODATA};
   return getxattr_raw(node, view_of(*node), name);
 }

@@ -30,6 +30,8 @@ struct FsConfig {
   // (containers-storage's rootless ownership), and the xattr is hidden.
   std::string override_stat_xattr;
   size_t dir_fd_cache = 256;
+  // The root's answer to kMountInfoXattr (see mount_info.h).
+  std::string mount_info_json;
 };
 
 // A merged directory's entries, as served to readdir.
