@@ -10,5 +10,9 @@
 namespace lfs::cli {
 
 // Registered commands (keep alphabetical; one line per command).
+void add_diff_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_ps_command(CLI::App& app);
+void add_size_command(CLI::App& app);
 
 }  // namespace lfs::cli

@@ -1,0 +1,125 @@
+// layerctl ps: every live layerfs mount on the host, largest first.
+//
+//   layerctl ps [--json]
+//
+// One row per mount: mountpoint, upper dir, writable-layer size and virtual
+// size, sorted by writable size (then virtual size), largest first. Mounts
+// come from /proc/self/mountinfo and each daemon is asked for its dirs, so
+// a mount that was unmounted, or whose daemon died (ENOTCONN), is skipped.
+// Lowers shared by several mounts are measured once.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+
+#include "commands.h"
+#include "layer_args.h"
+#include "layer_size.h"
+
+namespace lfs::cli {
+
+namespace {
+
+struct PsArgs {
+  bool json = false;
+};
+
+struct MountRow {
+  std::string mountpoint;
+  MountInfo info;
+  uint64_t size = 0;
+  uint64_t virtual_size = 0;
+};
+
+// The writable size of `info`'s upper dir (0 for a read-only mount), or
+// a one-line reason it could not be measured.
+std::optional<std::string> writable_size(const MountInfo& info, uint64_t& out) {
+  out = 0;
+  if (info.upper.empty()) return std::nullopt;
+  LayerPair layers;
+  if (auto err = LayerPair::open(info.lowers, info.upper, layers)) return err;
+  LayerUsage usage;
+  if (auto failure = measure_layer(layers, SizeOptions{}, usage))
+    return failure->message();
+  out = usage.bytes;
+  return std::nullopt;
+}
+
+// Measures one mount; false when it went away meanwhile (skip it).
+bool measure_mount(MountRow& row, TreeSizes& trees) {
+  auto problem = writable_size(row.info, row.size);
+  uint64_t lowers = 0;
+  if (!problem) {
+    if (auto failure = trees.total_of(row.info.lowers, lowers))
+      problem = failure->message();
+  }
+  if (problem) {
+    if (!query_mount_info(row.mountpoint)) return false;  // unmounted meanwhile
+    fail(fmt::format("mount '{}': {}", row.mountpoint, *problem));
+  }
+  row.virtual_size = lowers + row.size;
+  return true;
+}
+
+std::vector<MountRow> live_mounts() {
+  std::vector<MountRow> rows;
+  std::set<std::string> seen;
+  TreeSizes trees;
+  for (const std::string& mp : layerfs_mountpoints()) {
+    if (!seen.insert(mp).second) continue;
+    auto info = query_mount_info(mp);
+    if (!info) continue;  // dead daemon (ENOTCONN), gone, or not ours
+    MountRow row{mp, std::move(*info)};
+    if (measure_mount(row, trees)) rows.push_back(std::move(row));
+  }
+  std::sort(rows.begin(), rows.end(), [](const MountRow& a, const MountRow& b) {
+    if (a.size != b.size) return a.size > b.size;
+    if (a.virtual_size != b.virtual_size) return a.virtual_size > b.virtual_size;
+    return a.mountpoint < b.mountpoint;
+  });
+  return rows;
+}
+
+std::string render_json(const std::vector<MountRow>& rows) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const MountRow& r : rows)
+    out.push_back({{"MergedDir", r.mountpoint},
+                   {"LowerDir", join_lowerdir(r.info.lowers)},
+                   {"UpperDir", r.info.upper},
+                   {"WorkDir", r.info.work},
+                   {"SizeRw", r.size},
+                   {"SizeRootFs", r.virtual_size}});
+  return json_text(out) + "\n";
+}
+
+std::string render_text(const std::vector<MountRow>& rows) {
+  size_t mp_width = std::string_view("MOUNTPOINT").size();
+  size_t up_width = std::string_view("UPPER DIR").size();
+  for (const MountRow& r : rows) {
+    mp_width = std::max(mp_width, r.mountpoint.size());
+    up_width = std::max(up_width, std::max<size_t>(r.info.upper.size(), 1));
+  }
+  std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "MOUNTPOINT", mp_width,
+                                "UPPER DIR", up_width, "SIZE");
+  for (const MountRow& r : rows)
+    out += fmt::format("{:<{}}  {:<{}}  {} (virtual {})\n", r.mountpoint,
+                       mp_width, r.info.upper.empty() ? "-" : r.info.upper,
+                       up_width, human_size(r.size), human_size(r.virtual_size));
+  return out;
+}
+
+}  // namespace
+
+void add_ps_command(CLI::App& app) {
+  auto args = std::make_shared<PsArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "ps", "every live layerfs mount with its writable-layer size");
+  cmd->add_flag("--json", args->json, "print the rows as JSON");
+  cmd->callback([args] {
+    auto rows = live_mounts();
+    print_all(args->json ? render_json(rows) : render_text(rows));
+  });
+}
+
+}  // namespace lfs::cli
