@@ -5,6 +5,7 @@
 // mount_program) sees a non-zero exit with a one-line reason whenever the
 // mount did not come up. Serves requests with libfuse's multithreaded loop.
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "cmdline.h"
 #include "layers.h"
+#include "layout_check.h"
 #include "merged_fs.h"
 #include "mount_info.h"
 #include "ops.h"
@@ -136,8 +138,6 @@ int run(int argc, char** argv) {
     return 0;
   }
   for (const auto& w : config.warnings) fmt::print(stderr, "layerfs: warning: {}\n", w);
-  if (!config.upper.empty())
-    return fail("upperdir is not supported by this build yet");
 
   struct stat mst;
   if (stat(config.mountpoint.c_str(), &mst) != 0)
@@ -148,6 +148,15 @@ int run(int argc, char** argv) {
   LayerStack layers;
   if (auto err = LayerStack::open(config.lowers, config.upper, layers))
     return fail(*err);
+  Fd workdir;
+  if (layers.has_upper()) {
+    auto w = open_path(config.work, O_PATH | O_DIRECTORY);
+    if (!w)
+      return fail(fmt::format("workdir '{}': {}", config.work, error_text(w.error())));
+    workdir = std::move(*w);
+    if (auto err = check_writable_layout(layers, config.work, workdir.get()))
+      return fail(*err);
+  }
 
   FsConfig fs_config;
   fs_config.owners = config.owners;
@@ -157,9 +166,18 @@ int run(int argc, char** argv) {
   else if (config.xattr_permissions == 2)
     fs_config.override_stat_xattr = "user.containers.override_stat";
   fs_config.mount_info_json = mount_info_to_json(describe_mount(config));
-  MergedFs fs(std::move(layers), std::move(fs_config));
+  fs_config.workdir = workdir.get();
+  fs_config.fsync = config.fsync;
+  fs_config.privileged = geteuid() == 0;
+  umask(0);  // modes arrive with the caller's umask applied
+  auto made = MergedFs::create(std::move(layers), std::move(fs_config));
+  if (!made)
+    return fail(fmt::format("cannot prepare workdir '{}': {}", config.work,
+                            error_text(made.error())));
+  MergedFs& fs = **made;
 
   Daemon daemon{&fs, config.timeout};
+  daemon.acl = true;
   fuse_lowlevel_ops ops = make_ops();
   FuseArgs args(fuse_arguments(config, fs.read_only()));
   Session session(fuse_session_new(args.get(), &ops, sizeof ops, &daemon));

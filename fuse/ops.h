@@ -8,6 +8,8 @@
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 
+#include <memory>
+
 #include "merged_fs.h"
 
 namespace lfs {
@@ -17,6 +19,7 @@ struct Daemon {
   MergedFs* fs;
   double timeout;  // seconds for entries and attributes
   bool writeback = false;
+  bool acl = false;  // kernel-side POSIX ACL checks (default_permissions)
 };
 
 inline Daemon& daemon_of(fuse_req_t req) {
@@ -34,6 +37,11 @@ inline fuse_ino_t id_of(Daemon& d, Node* n) {
 // A reply for a successful lookup (or readdirplus entry).
 fuse_entry_param entry_param(Daemon& d, Node* node, const struct stat& st);
 
+// The OpenFile behind a file handle, and the reply that hands one out.
+OpenFile* file_of(fuse_file_info* fi);
+void reply_open_file(fuse_req_t req, fuse_file_info* fi,
+                     std::unique_ptr<OpenFile> file);
+
 // The operations table; fill_ops covers every op the mount implements.
 fuse_lowlevel_ops make_ops();
 
@@ -43,5 +51,7 @@ void add_dir_ops(fuse_lowlevel_ops& ops);    // ops_dir.cpp
 void add_file_ops(fuse_lowlevel_ops& ops);   // ops_file.cpp
 void add_xattr_ops(fuse_lowlevel_ops& ops);  // ops_xattr.cpp
 void add_fs_ops(fuse_lowlevel_ops& ops);     // ops_fs.cpp
+void add_change_ops(fuse_lowlevel_ops& ops); // ops_change.cpp
+void add_attr_ops(fuse_lowlevel_ops& ops);   // ops_attr.cpp
 
 }  // namespace lfs

@@ -100,9 +100,16 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   read_entries(req, ino, size, off, fi, true);
 }
 
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
+  Daemon& d = daemon_of(req);
+  auto r = d.fs->sync_dir(node_of(d, ino), datasync != 0);
+  fuse_reply_err(req, r ? 0 : r.error());
+}
+
 }  // namespace
 
 void add_dir_ops(fuse_lowlevel_ops& ops) {
+  ops.fsyncdir = op_fsyncdir;
   ops.opendir = op_opendir;
   ops.readdir = op_readdir;
   ops.readdirplus = op_readdirplus;

@@ -1,38 +1,130 @@
-// File data: open, read (spliced from the layer's fd), release.
+// File data: open, read, write, flush, fsync, fallocate, lseek,
+// copy_file_range, release. Data moves by splice where libfuse can.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <memory>
 
 #include "ops.h"
 
 namespace lfs {
 
-namespace {
+OpenFile* file_of(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 
-Fd* file_of(fuse_file_info* fi) { return reinterpret_cast<Fd*>(fi->fh); }
+void reply_open_file(fuse_req_t req, fuse_file_info* fi,
+                     std::unique_ptr<OpenFile> file) {
+  fi->fh = reinterpret_cast<uint64_t>(file.release());
+  fi->keep_cache = 1;  // the daemon owns every change: cached pages stay valid
+  if (fuse_reply_open(req, fi) != 0) delete file_of(fi);
+}
+
+namespace {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
-  auto fd = d.fs->open(node_of(d, ino), fi->flags);
-  if (!fd) {
-    fuse_reply_err(req, fd.error());
+  int flags = fi->flags;
+  // With the writeback cache the kernel may read through a write-only fd.
+  if (d.writeback && (flags & O_ACCMODE) == O_WRONLY)
+    flags = (flags & ~O_ACCMODE) | O_RDWR;
+  if (d.writeback) flags &= ~O_APPEND;  // the kernel computes the offsets
+  auto file = d.fs->open(node_of(d, ino), flags);
+  if (!file) {
+    fuse_reply_err(req, file.error());
     return;
   }
-  auto owned = std::make_unique<Fd>(std::move(*fd));
-  fi->fh = reinterpret_cast<uint64_t>(owned.release());
-  fi->keep_cache = 1;  // the daemon owns every change: cached pages stay valid
-  fi->noflush = 1;
-  if (fuse_reply_open(req, fi) != 0) delete file_of(fi);
+  reply_open_file(req, fi, std::move(*file));
 }
 
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
              fuse_file_info* fi) {
+  Daemon& d = daemon_of(req);
+  std::shared_ptr<Fd> fd = d.fs->read_fd(*file_of(fi));
   fuse_bufvec buf{};
   buf.count = 1;
   buf.buf[0].size = size;
   buf.buf[0].flags =
       static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = file_of(fi)->get();
+  buf.buf[0].fd = fd->get();
   buf.buf[0].pos = off;
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
+                  fuse_file_info* fi) {
+  OpenFile* f = file_of(fi);
+  std::shared_ptr<Fd> fd;
+  {
+    std::lock_guard lock(f->mu);
+    fd = f->fd;
+  }
+  fuse_bufvec out{};
+  out.count = 1;
+  out.buf[0].size = fuse_buf_size(in);
+  out.buf[0].flags =
+      static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fd->get();
+  out.buf[0].pos = off;
+  ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+  if (n < 0)
+    fuse_reply_err(req, static_cast<int>(-n));
+  else
+    fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fuse_reply_err(req, 0);
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  OpenFile* f = file_of(fi);
+  std::shared_ptr<Fd> fd;
+  {
+    std::lock_guard lock(f->mu);
+    fd = f->fd;
+  }
+  auto r = sync_fd(fd->get(), datasync != 0);
+  fuse_reply_err(req, r ? 0 : r.error());
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
+                  fuse_file_info* fi) {
+  OpenFile* f = file_of(fi);
+  std::shared_ptr<Fd> fd;
+  {
+    std::lock_guard lock(f->mu);
+    fd = f->fd;
+  }
+  auto r = allocate_fd(fd->get(), mode, off, len);
+  fuse_reply_err(req, r ? 0 : r.error());
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
+              fuse_file_info* fi) {
+  Daemon& d = daemon_of(req);
+  auto r = seek_fd(d.fs->read_fd(*file_of(fi))->get(), off, whence);
+  if (!r)
+    fuse_reply_err(req, r.error());
+  else
+    fuse_reply_lseek(req, *r);
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
+                        fuse_file_info* fi_in, fuse_ino_t, off_t off_out,
+                        fuse_file_info* fi_out, size_t len, int flags) {
+  Daemon& d = daemon_of(req);
+  std::shared_ptr<Fd> in = d.fs->read_fd(*file_of(fi_in));
+  OpenFile* out_file = file_of(fi_out);
+  std::shared_ptr<Fd> out;
+  {
+    std::lock_guard lock(out_file->mu);
+    out = out_file->fd;
+  }
+  auto n = copy_range(in->get(), &off_in, out->get(), &off_out, len,
+                      static_cast<unsigned>(flags));
+  if (!n)
+    fuse_reply_err(req, n.error());
+  else
+    fuse_reply_write(req, *n);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -45,6 +137,12 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void add_file_ops(fuse_lowlevel_ops& ops) {
   ops.open = op_open;
   ops.read = op_read;
+  ops.write_buf = op_write_buf;
+  ops.flush = op_flush;
+  ops.fsync = op_fsync;
+  ops.fallocate = op_fallocate;
+  ops.lseek = op_lseek;
+  ops.copy_file_range = op_copy_file_range;
   ops.release = op_release;
 }
 

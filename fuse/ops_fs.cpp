@@ -12,6 +12,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
                   FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS |
                   FUSE_CAP_AUTO_INVAL_DATA;
   if (d->writeback) want |= FUSE_CAP_WRITEBACK_CACHE;
+  if (d->acl) want |= FUSE_CAP_POSIX_ACL;
   conn->want |= want & conn->capable;
   // Lowers never change under a mount: no need for mtime-based invalidation.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -50,6 +51,8 @@ fuse_lowlevel_ops make_ops() {
   add_dir_ops(ops);
   add_file_ops(ops);
   add_xattr_ops(ops);
+  add_change_ops(ops);
+  add_attr_ops(ops);
   return ops;
 }
 

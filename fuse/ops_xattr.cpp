@@ -43,11 +43,26 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   reply_sized(req, packed, size);
 }
 
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                 const char* value, size_t size, int flags) {
+  Daemon& d = daemon_of(req);
+  auto r = d.fs->setxattr(node_of(d, ino), name, std::string(value, size), flags);
+  fuse_reply_err(req, r ? 0 : r.error());
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Daemon& d = daemon_of(req);
+  auto r = d.fs->removexattr(node_of(d, ino), name);
+  fuse_reply_err(req, r ? 0 : r.error());
+}
+
 }  // namespace
 
 void add_xattr_ops(fuse_lowlevel_ops& ops) {
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;
+  ops.setxattr = op_setxattr;
+  ops.removexattr = op_removexattr;
 }
 
 }  // namespace lfs

@@ -10,31 +10,74 @@ namespace lfs {
 
 namespace {
 
-// Opens the directory `name` inside `parent` and reads its markers.
-Status add_dir_layer(int parent, const std::string& name, unsigned layer,
-                     Resolution& r, bool& stop) {
-  auto fd = open_at(parent, name, O_PATH | O_DIRECTORY);
-  if (!fd) return Error{fd.error()};
-  auto marks = read_dir_marks(fd->get());
+unsigned char dtype_of(mode_t mode) { return IFTODT(mode); }
+
+// Records the directory `fd` as the instance of layer `layer`. Returns
+// whether the merge stops here (opaque).
+Status add_dir_layer(Fd fd, DirLayer where, Resolution& r, bool& stop) {
+  auto marks = read_dir_marks(fd.get());
   if (!marks) return Error{marks.error()};
-  r.dir_layers.push_back(DirLayer{layer, *marks});
-  r.dir_fds.push_back(std::make_shared<const Fd>(std::move(*fd)));
-  stop = marks->opaque;
+  where.marks = std::move(*marks);
+  stop = where.marks.opaque;
+  r.dir_layers.push_back(std::move(where));
+  r.dir_fds.push_back(std::make_shared<const Fd>(std::move(fd)));
   return {};
 }
 
-unsigned char dtype_of(mode_t mode) { return IFTODT(mode); }
+// Normalises an absolute redirect ("/a/b") to a root-relative path.
+std::string strip_slashes(const std::string& p) {
+  size_t b = p.find_first_not_of('/');
+  if (b == std::string::npos) return {};
+  size_t e = p.find_last_not_of('/');
+  return p.substr(b, e - b + 1);
+}
+
+// Continues a directory's merge in the layers below `from` following a
+// redirect: an absolute one from each layer's root, a relative one under
+// the parent's instance.
+Status follow_redirect(const std::vector<DirLayer>& parent,
+                       const StackView& stack, unsigned from,
+                       std::string redirect, Resolution& r) {
+  for (unsigned l = from + 1; l < stack.layer_count; ++l) {
+    DirLayer where{l, {}, {}, {}};
+    Result<Fd> fd = Error{ENOENT};
+    if (!redirect.empty() && redirect[0] == '/') {
+      where.path = strip_slashes(redirect);
+      fd = open_beneath(stack.root_fd(l), where.path, O_PATH | O_DIRECTORY);
+    } else {
+      bool parent_has = false;
+      for (const auto& p : parent) parent_has |= p.layer == l;
+      if (!parent_has) continue;
+      auto pfd = stack.parent_fd(l);
+      if (!pfd) return Error{pfd.error()};
+      where.alt_name = redirect;
+      fd = open_at((*pfd)->get(), redirect, O_PATH | O_DIRECTORY);
+    }
+    if (!fd) {
+      int e = fd.error();
+      if (e == ENOENT || e == ENOTDIR || e == ELOOP || e == EXDEV) continue;
+      return Error{e};
+    }
+    bool stop = false;
+    auto added = add_dir_layer(std::move(*fd), where, r, stop);
+    if (!added) return added;
+    if (stop) break;
+    const std::string& next = r.dir_layers.back().marks.redirect;
+    if (!next.empty()) redirect = next;
+  }
+  return {};
+}
 
 }  // namespace
 
 Result<std::optional<Resolution>> resolve_name(
-    const std::vector<DirLayer>& parent, const LayerDirFd& parent_fd,
+    const std::vector<DirLayer>& parent, const StackView& stack,
     const std::string& name) {
   if (is_reserved_name(name)) return std::optional<Resolution>();
   const std::string wh_name = std::string(kWhiteoutPrefix) + name;
   std::optional<Resolution> found;
   for (const DirLayer& pl : parent) {
-    auto fd = parent_fd(pl.layer);
+    auto fd = stack.parent_fd(pl.layer);
     if (!fd) return Error{fd.error()};
     int dir = (*fd)->get();
     auto st = stat_at(dir, name);
@@ -43,7 +86,6 @@ Result<std::optional<Resolution>> resolve_name(
       auto wh = exists_at(dir, wh_name);
       if (!wh) return Error{wh.error()};
       if (*wh) break;
-      if (pl.marks.opaque) break;
       continue;
     }
     if (is_inline_whiteout(dir, name, *st, pl.marks)) break;
@@ -55,10 +97,19 @@ Result<std::optional<Resolution>> resolve_name(
       found->st = *st;
       if (!is_dir) break;
     }
+    auto child = open_at(dir, name, O_PATH | O_DIRECTORY);
+    if (!child) return Error{child.error()};
     bool stop = false;
-    auto added = add_dir_layer(dir, name, pl.layer, *found, stop);
+    auto added = add_dir_layer(std::move(*child), DirLayer{pl.layer, {}, {}, {}},
+                               *found, stop);
     if (!added) return Error{added.error()};
-    if (stop || pl.marks.opaque) break;
+    if (stop) break;
+    const std::string& redirect = found->dir_layers.back().marks.redirect;
+    if (!redirect.empty()) {
+      auto followed = follow_redirect(parent, stack, pl.layer, redirect, *found);
+      if (!followed) return Error{followed.error()};
+      break;
+    }
     auto wh = exists_at(dir, wh_name);  // ".wh.NAME" beside a new NAME
     if (!wh) return Error{wh.error()};
     if (*wh) break;

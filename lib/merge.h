@@ -21,14 +21,26 @@
 
 namespace lfs {
 
-// One layer's instance of a merged directory.
+// One layer's instance of a merged directory. It is reached by its merged
+// name under its parent's instance in the same layer, unless a redirect
+// (overlayfs redirect_dir) says otherwise: then by `path` from the layer
+// root, or by `alt_name` under the parent.
 struct DirLayer {
   unsigned layer;
   DirMarks marks;
+  std::string path;      // relative to the layer root; set by an absolute redirect
+  std::string alt_name;  // set by a relative redirect
 };
 
 // Hands out the fd of one directory in a given layer.
 using LayerDirFd = std::function<Result<std::shared_ptr<const Fd>>(unsigned)>;
+
+// What resolve_name needs to know of the stack.
+struct StackView {
+  LayerDirFd parent_fd;                  // the parent's dir in a layer
+  std::function<int(unsigned)> root_fd;  // a layer's root
+  unsigned layer_count;
+};
 
 // Where a name lives.
 struct Resolution {
@@ -41,7 +53,7 @@ struct Resolution {
 // Resolves `name` in the directory whose merged layers are `parent`.
 // An empty optional means the name does not exist (or is hidden).
 Result<std::optional<Resolution>> resolve_name(
-    const std::vector<DirLayer>& parent, const LayerDirFd& parent_fd,
+    const std::vector<DirLayer>& parent, const StackView& stack,
     const std::string& name);
 
 // One visible entry of a merged directory.
@@ -50,6 +62,7 @@ struct MergedEntry {
   unsigned layer;      // layer it comes from (its topmost)
   uint64_t ino;        // inode number within that layer
   unsigned char type;  // DT_*
+  uint64_t shown_ino = 0;  // if set: st_ino as the mount shows it (origin)
 };
 
 // Every visible entry of the merged directory, in layer order (topmost

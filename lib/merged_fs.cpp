@@ -37,7 +37,33 @@ bool parse_override(const std::string& text, uint32_t& uid, uint32_t& gid,
   return true;
 }
 
+// The st_ino a copied-up entry keeps (its origin marker), if any.
+std::optional<uint64_t> origin_ino(int dir, const std::string& name) {
+  for (const char* attr : {"trusted.layerfs.origin", "user.layerfs.origin"}) {
+    auto v = get_xattr_at(dir, name, attr);
+    if (!v) continue;
+    uint64_t ino = 0;
+    auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), ino);
+    if (ec == std::errc() && ino != 0) return ino;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+Result<std::unique_ptr<MergedFs>> MergedFs::create(LayerStack layers,
+                                                   FsConfig config) {
+  std::optional<Upper> upper;
+  if (layers.has_upper()) {
+    auto u = Upper::open(layers.root_fd(0), config.workdir, config.privileged,
+                         config.fsync);
+    if (!u) return Error{u.error()};
+    upper.emplace(std::move(*u));
+  }
+  auto fs = std::make_unique<MergedFs>(std::move(layers), std::move(config));
+  if (upper) fs->upper_.emplace(std::move(*upper));
+  return fs;
+}
 
 MergedFs::MergedFs(LayerStack layers, FsConfig config)
     : layers_(std::move(layers)),
@@ -52,10 +78,13 @@ MergedFs::MergedFs(LayerStack layers, FsConfig config)
   root->ino = layers_.mount_ino(0, layers_[0].ino);
   for (unsigned i = 0; i < layers_.size(); ++i) {
     auto marks = read_dir_marks(layers_.root_fd(i));
-    // A layer root is always merged; only its xattr-whiteout mark matters.
+    // A layer root is always merged; its other marks do not apply.
     DirMarks m;
-    if (marks) m.xattr_whiteouts = marks->xattr_whiteouts;
-    root->dir_layers.push_back(DirLayer{i, m});
+    if (marks) {
+      m.xattr_whiteouts = marks->xattr_whiteouts;
+      m.impure = marks->impure;
+    }
+    root->dir_layers.push_back(DirLayer{i, m, {}, {}});
   }
 }
 
@@ -63,23 +92,38 @@ Result<std::shared_ptr<const Fd>> MergedFs::dir_fd(Node* node,
                                                    unsigned layer) {
   if (node == nodes_.root()) return roots_[layer];
   if (auto fd = dir_fds_.get(node->serial, layer)) return fd;
-  auto chain = nodes_.chain(node);
-  std::shared_ptr<const Fd> cur = roots_[layer];
-  size_t start = 0;
-  for (size_t i = chain.size() - 1; i-- > 0;) {
-    if (auto fd = dir_fds_.get(chain[i].first, layer)) {
-      cur = std::move(fd);
-      start = i + 1;
-      break;
-    }
+  std::string path, alt;
+  bool present = false;
+  {
+    std::lock_guard lock(node->mu);
+    for (const auto& dl : node->dir_layers)
+      if (dl.layer == layer) {
+        present = true;
+        path = dl.path;
+        alt = dl.alt_name;
+      }
   }
-  for (size_t i = start; i < chain.size(); ++i) {
-    auto fd = open_at(cur->get(), chain[i].second, O_PATH | O_DIRECTORY);
-    if (!fd) return Error{fd.error()};
-    cur = std::make_shared<const Fd>(std::move(*fd));
-    dir_fds_.put(chain[i].first, layer, cur);
+  if (!present) return Error{ENOENT};
+  Result<Fd> fd = Error{ENOENT};
+  if (!path.empty()) {
+    fd = open_beneath(layers_.root_fd(layer), path, O_PATH | O_DIRECTORY);
+  } else {
+    auto [parent, name] = nodes_.parent_and_name(node);
+    if (!parent) return Error{ENOENT};
+    auto pfd = dir_fd(parent, layer);
+    if (!pfd) return Error{pfd.error()};
+    fd = open_at((*pfd)->get(), alt.empty() ? name : alt, O_PATH | O_DIRECTORY);
   }
-  return cur;
+  if (!fd) return Error{fd.error()};
+  auto shared = std::make_shared<const Fd>(std::move(*fd));
+  dir_fds_.put(node->serial, layer, shared);
+  return shared;
+}
+
+StackView MergedFs::stack_view(Node* parent) {
+  return StackView{[this, parent](unsigned l) { return dir_fd(parent, l); },
+                   [this](unsigned l) { return layers_.root_fd(l); },
+                   static_cast<unsigned>(layers_.size())};
 }
 
 Result<std::pair<std::shared_ptr<const Fd>, std::string>> MergedFs::locate(
@@ -145,12 +189,16 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup(
     Node* parent, const std::string& name) {
   NodeView pv = view_of(*parent);
   if (!S_ISDIR(pv.type)) return Error{ENOTDIR};
-  auto fds = [&](unsigned l) { return dir_fd(parent, l); };
-  auto found = resolve_name(pv.dir_layers, fds, name);
+  auto found = resolve_name(pv.dir_layers, stack_view(parent), name);
   if (!found) return Error{found.error()};
   if (!*found) return Error{ENOENT};
   Resolution& r = **found;
-  const uint64_t ino = layers_.mount_ino(r.layer, r.st.st_ino);
+  uint64_t ino = layers_.mount_ino(r.layer, r.st.st_ino);
+  if (r.layer == 0 && !pv.dir_layers.empty() && pv.dir_layers[0].layer == 0 &&
+      pv.dir_layers[0].marks.impure) {
+    auto pfd = dir_fd(parent, 0);
+    if (pfd) ino = origin_ino((*pfd)->get(), name).value_or(ino);
+  }
   Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
     bool same = n.type == (r.st.st_mode & S_IFMT) && n.layer == r.layer &&
                 n.dir_layers.size() == r.dir_layers.size();
@@ -175,7 +223,20 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup(
 Result<struct stat> MergedFs::getattr(Node* node) {
   NodeView v = view_of(*node);
   auto raw = raw_stat(node, v);
-  if (!raw) return Error{raw.error()};
+  if (!raw) {
+    std::shared_ptr<const Fd> open_file;
+    bool unlinked;
+    {
+      std::lock_guard lock(node->mu);
+      open_file = node->open_fd.lock();
+      unlinked = node->unlinked;
+    }
+    if (!unlinked || !open_file) return Error{raw.error()};
+    raw = stat_at(open_file->get(), "");
+    if (!raw) return Error{raw.error()};
+    raw->st_nlink = 0;  // the name is gone, whatever the layer holds
+    return present(v, *raw);
+  }
   return stat_node(node, v, *raw);
 }
 
@@ -192,14 +253,71 @@ Result<std::string> MergedFs::readlink(Node* node) {
   return read_link_at(where->first->get(), where->second);
 }
 
-Result<Fd> MergedFs::open(Node* node, int flags) {
-  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) return Error{EROFS};
+Result<std::shared_ptr<Fd>> MergedFs::open_fd(Node* node, const NodeView& v,
+                                              int flags) {
+  Result<Fd> fd = Error{ENOENT};
+  int pass = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+  auto where = locate(node, v.layer);
+  if (where) {
+    fd = open_at(where->first->get(), where->second, pass);
+  } else {
+    // A name that is gone (unlinked while open elsewhere): reopen the
+    // file through one of its open fds.
+    std::shared_ptr<const Fd> other;
+    {
+      std::lock_guard lock(node->mu);
+      other = node->open_fd.lock();
+    }
+    if (!other) return Error{where.error()};
+    fd = open_path(proc_path(other->get(), ""), pass & ~O_TRUNC);
+  }
+  if (!fd) return Error{fd.error()};
+  auto shared = std::make_shared<Fd>(std::move(*fd));
+  std::lock_guard lock(node->mu);
+  node->open_fd = shared;
+  return shared;
+}
+
+Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
+  bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  if (writing) {
+    auto ok = writable();
+    if (!ok) return Error{ok.error()};
+  }
   NodeView v = view_of(*node);
   if (S_ISDIR(v.type)) return Error{EISDIR};
-  auto where = locate(node, v.layer);
-  if (!where) return Error{where.error()};
-  int pass = flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW);
-  return open_at(where->first->get(), where->second, pass);
+  if (writing && v.layer != 0) {
+    auto up = copy_up(node, !(flags & O_TRUNC));
+    if (!up) return Error{up.error()};
+    v = view_of(*node);
+  }
+  auto fd = open_fd(node, v, flags);
+  if (!fd) return Error{fd.error()};
+  auto f = std::make_unique<OpenFile>();
+  f->node = node;
+  f->fd = std::move(*fd);
+  f->layer = v.layer;
+  f->writable = writing;
+  return f;
+}
+
+std::shared_ptr<Fd> MergedFs::read_fd(OpenFile& f) {
+  std::lock_guard lock(f.mu);
+  if (f.layer != 0 && view_of(*f.node).layer == 0) {
+    NodeView v = view_of(*f.node);
+    if (auto fresh = open_fd(f.node, v, O_RDONLY)) {
+      f.fd = std::move(*fresh);
+      f.layer = 0;
+    }
+  }
+  return f.fd;
+}
+
+Result<Caller> MergedFs::caller(uid_t uid, gid_t gid) const {
+  auto u = config_.owners.uids.to_host(uid);
+  auto g = config_.owners.gids.to_host(gid);
+  if (!u || !g) return Error{EOVERFLOW};
+  return Caller{*u, *g};
 }
 
 Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
@@ -212,6 +330,15 @@ Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
   auto fds = [&](unsigned l) { return dir_fd(dir, l); };
   auto merged = merge_listing(v.dir_layers, fds);
   if (!merged) return Error{merged.error()};
+  if (!v.dir_layers.empty() && v.dir_layers[0].layer == 0 &&
+      v.dir_layers[0].marks.impure) {
+    // Copied-up entries keep the inode number of their origin.
+    auto upper = dir_fd(dir, 0);
+    if (!upper) return Error{upper.error()};
+    for (auto& e : *merged)
+      if (e.layer == 0)
+        e.shown_ino = origin_ino((*upper)->get(), e.name).value_or(0);
+  }
   auto shared = std::make_shared<const Listing>(std::move(*merged));
   std::lock_guard lock(dir->mu);
   if (!dir->listing) dir->listing = shared;

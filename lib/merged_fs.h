@@ -12,15 +12,18 @@
 #include <sys/statvfs.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "copy_up.h"
 #include "dir_fd_cache.h"
 #include "id_map.h"
 #include "layers.h"
 #include "merge.h"
 #include "node_table.h"
+#include "upper.h"
 
 namespace lfs {
 
@@ -32,6 +35,37 @@ struct FsConfig {
   size_t dir_fd_cache = 256;
   // The root's answer to kMountInfoXattr (see mount_info.h).
   std::string mount_info_json;
+  // The writable layer's work dir fd (with an upper layer), and whether
+  // copied-up data is made durable before it becomes visible.
+  int workdir = -1;
+  bool fsync = true;
+  bool privileged = true;  // trusted.* markers; user.* otherwise
+};
+
+// One open file of a node. Reads follow the node into the upper when it is
+// copied up after the file was opened (through another open for write).
+struct OpenFile {
+  Node* node;
+  std::mutex mu;            // guards fd and layer
+  std::shared_ptr<Fd> fd;
+  unsigned layer;           // the layer fd belongs to
+  bool writable;
+};
+
+// Who asks for a change: new entries are owned by them.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// The attribute changes of one setattr call.
+struct AttrChange {
+  std::optional<mode_t> mode;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<off_t> size;
+  // UTIME_NOW / UTIME_OMIT allowed in tv_nsec.
+  std::optional<struct timespec> atime, mtime;
 };
 
 // A merged directory's entries, as served to readdir.
@@ -39,6 +73,9 @@ using Listing = std::vector<MergedEntry>;
 
 class MergedFs {
  public:
+  // Fails (with the work dir unusable) only for a writable stack.
+  static Result<std::unique_ptr<MergedFs>> create(LayerStack layers,
+                                                  FsConfig config);
   MergedFs(LayerStack layers, FsConfig config);
 
   Node* root() { return nodes_.root(); }
@@ -52,13 +89,18 @@ class MergedFs {
 
   Result<struct stat> getattr(Node* node);
   Result<std::string> readlink(Node* node);
-  // Opens a non-directory for reading; write access fails with EROFS.
-  Result<Fd> open(Node* node, int flags);
+  // Opens a non-directory. Write access copies a lower file up first
+  // (without its data under O_TRUNC); on a read-only stack it is EROFS.
+  Result<std::unique_ptr<OpenFile>> open(Node* node, int flags);
+  // The fd to read `f` through now.
+  std::shared_ptr<Fd> read_fd(OpenFile& f);
+  // Caller ids as the mount shows them -> ids on disk (uid/gid mappings).
+  Result<Caller> caller(uid_t uid, gid_t gid) const;
   // The merged entries of a directory (computed once, then cached).
   Result<std::shared_ptr<const Listing>> listing(Node* dir);
   // st_ino of a listed entry, equal to what lookup + getattr report.
   uint64_t entry_ino(const MergedEntry& e) const {
-    return layers_.mount_ino(e.layer, e.ino);
+    return e.shown_ino ? e.shown_ino : layers_.mount_ino(e.layer, e.ino);
   }
 
   Result<std::string> getxattr(Node* node, const std::string& name);
@@ -72,12 +114,40 @@ class MergedFs {
 
   size_t node_count() const { return nodes_.size(); }
 
+  // --- Changes (writable stacks; EROFS otherwise). Entry-creating calls
+  // count one lookup on the node they return.
+  using Entry = std::pair<Node*, struct stat>;
+  Result<Entry> make_node(Node* parent, const std::string& name, mode_t mode,
+                          dev_t rdev, const Caller& who);
+  // Creates and opens a regular file.
+  Result<std::pair<Entry, std::unique_ptr<OpenFile>>> create_file(
+      Node* parent, const std::string& name, mode_t mode, int flags,
+      const Caller& who);
+  Result<Entry> make_dir(Node* parent, const std::string& name, mode_t mode,
+                         const Caller& who);
+  Result<Entry> make_symlink(Node* parent, const std::string& name,
+                             const std::string& target, const Caller& who);
+  Result<Entry> link(Node* node, Node* parent, const std::string& name);
+  Status unlink(Node* parent, const std::string& name);
+  Status rmdir(Node* parent, const std::string& name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE.
+  Status rename(Node* parent, const std::string& name, Node* new_parent,
+                const std::string& new_name, unsigned flags);
+  // Applies changes; `fd` (or -1) is an open file of the node for truncate.
+  Result<struct stat> setattr(Node* node, const AttrChange& change, int fd);
+  Status setxattr(Node* node, const std::string& name, const std::string& value,
+                  int flags);
+  Status removexattr(Node* node, const std::string& name);
+  // fsync of a directory: its upper instance, if any.
+  Status sync_dir(Node* node, bool data_only);
+
  private:
   // The fd of directory `node` in `layer` (cached, reopened on a miss).
   Result<std::shared_ptr<const Fd>> dir_fd(Node* node, unsigned layer);
   // Parent dir fd and name for per-name calls on `node` in its layer.
   Result<std::pair<std::shared_ptr<const Fd>, std::string>> locate(
       Node* node, unsigned layer);
+  Result<std::shared_ptr<Fd>> open_fd(Node* node, const NodeView& v, int flags);
   Result<struct stat> raw_stat(Node* node, const NodeView& v);
   // raw layer stat -> what the mount shows (override, ino, owners).
   Result<struct stat> stat_node(Node* node, const NodeView& v, struct stat raw);
@@ -86,9 +156,51 @@ class MergedFs {
   Result<std::string> getxattr_raw(Node* node, const NodeView& v,
                                    const std::string& name);
   bool is_private_xattr(const std::string& name) const;
+  StackView stack_view(Node* parent);
+
+  // Write side (merged_fs_write.cpp, copy_up_node.cpp).
+  Status writable() const;
+  // Makes sure the directory `dir` (and its ancestors) exist in the upper.
+  Status copy_up_dir(Node* dir);
+  // Makes sure the node exists in the upper (data copied unless !with_data).
+  Status copy_up(Node* node, bool with_data = true);
+  Status copy_up_locked(Node* node, const NodeView& v, bool with_data);
+  // The upper fd of directory `dir`, copying it up first.
+  Result<std::shared_ptr<const Fd>> upper_dir(Node* dir);
+  // Whether any layer below the upper shows `name` in `parent`.
+  Result<bool> lower_has(Node* parent, const std::string& name);
+  // What the upper holds at parent/name: 0, or its S_IFMT (whiteouts too).
+  Result<mode_t> upper_entry(int parent_fd, const std::string& name);
+  // Whether the merged view has `name` in `parent`.
+  Result<bool> merged_has(Node* parent, const std::string& name);
+  // Common tail of the entry-creating calls: record the node, reply stat.
+  Result<Entry> adopt(Node* parent, const std::string& name, int parent_fd,
+                      bool fresh_ino);
+  // Prepares a new entry: parent in upper, name free, what is there now.
+  struct Slot {
+    std::shared_ptr<const Fd> dir;
+    mode_t existing;  // a whiteout's type, or 0
+    bool over_whiteout;
+  };
+  Result<Slot> new_slot(Node* parent, const std::string& name);
+  Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
+                    bool is_dir);
+  void changed(Node* dir);
+  // Records that the upper instance of `dir` holds entries with an origin.
+  void mark_impure(Node* dir, int upper_fd);
+  Status restore_times(int fd, const struct stat& before);
+  Status remove_entry(Node* parent, const std::string& name, bool is_dir);
+  Status make_opaque(int parent_fd, const std::string& name);
+  std::string origin_of(const NodeView& v) const;
+  // Where directory `node` sits in `layer`, relative to the layer root.
+  std::string lower_path(Node* node, unsigned layer);
+  Status prepare_dir_move(Node* node, int parent_fd, const std::string& name,
+                          Node* new_parent);
 
   LayerStack layers_;
   FsConfig config_;
+  std::optional<Upper> upper_;
+  CopyMethods copy_methods_;
   NodeTable nodes_;
   DirFdCache dir_fds_;
   std::vector<std::shared_ptr<const Fd>> roots_;  // non-owning views

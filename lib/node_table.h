@@ -28,8 +28,9 @@ struct Node {
   const uint64_t serial;  // never reused; keys the fd cache
 
   // Guarded by NodeTable::mu_.
-  Node* parent = nullptr;
-  std::string name;
+  Node* parent = nullptr;  // of the primary name; null for the root or
+  std::string name;        // once the last name is gone (detached)
+  std::vector<std::pair<Node*, std::string>> aliases;  // further hard links
   uint64_t lookups = 0;
   std::unordered_map<std::string, Node*> children;
 
@@ -40,6 +41,10 @@ struct Node {
   uint64_t ino = 0;                   // st_ino as shown by the mount
   std::vector<DirLayer> dir_layers;   // directories: every merged layer
   std::shared_ptr<const std::vector<MergedEntry>> listing;  // cached readdir
+  bool unlinked = false;            // its last name was removed
+  std::weak_ptr<const Fd> open_fd;  // the latest open file, for fstat once unlinked
+
+  std::mutex copy_up_mu;  // serialises copy-up of this node; before mu
 
   explicit Node(uint64_t s) : serial(s) {}
 };
@@ -70,16 +75,32 @@ class NodeTable {
   // Drops `n` lookups; frees the node (and childless ancestors) at zero.
   void forget(Node* node, uint64_t n);
 
+  // The node the table holds for parent/name, or null (no lookup counted).
+  Node* child(Node* parent, const std::string& name) const;
+  // Gives `node` one more name (a hard link) and counts one lookup.
+  void add_link(Node* node, Node* parent, const std::string& name);
+  // The name parent/name is gone; a node left with no name is marked
+  // unlinked (and freed if the kernel no longer holds it).
+  void remove_name(Node* parent, const std::string& name);
+  // parent/name now names what old_parent/old_name named; a node that had
+  // the new name loses it.
+  void move(Node* old_parent, const std::string& old_name, Node* parent,
+            const std::string& name);
+  // The two names swap their nodes.
+  void exchange(Node* p1, const std::string& n1, Node* p2,
+                const std::string& n2);
+
   // The node's parent and name, read consistently. Root: {nullptr, ""}.
   std::pair<Node*, std::string> parent_and_name(Node* node) const;
 
-  // The chain from the root's child down to `node` as (serial, name) pairs.
-  std::vector<std::pair<uint64_t, std::string>> chain(Node* node) const;
 
   size_t size() const;
 
  private:
   Node* insert_locked(Node* parent, const std::string& name);
+  Node* remove_name_locked(Node* parent, const std::string& name);
+  void attach_locked(Node* node, Node* parent, const std::string& name);
+  void collect_locked(Node* node);
 
   mutable std::mutex mu_;  // tree shape; acquired before any Node::mu
   std::unique_ptr<Node> root_;

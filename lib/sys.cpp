@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/syscall.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -173,5 +175,116 @@ Result<size_t> pread_at(int fd, void* buf, size_t len, off_t off) {
   if (n < 0) return last_error();
   return static_cast<size_t>(n);
 }
+
+namespace {
+
+Status status_of(long rc) {
+  if (rc < 0) return last_error();
+  return {};
+}
+
+}  // namespace
+
+Status make_dir_at(int dirfd, const std::string& name, mode_t mode) {
+  return status_of(::mkdirat(dirfd, name.c_str(), mode));
+}
+
+Status make_node_at(int dirfd, const std::string& name, mode_t mode,
+                    dev_t rdev) {
+  return status_of(::mknodat(dirfd, name.c_str(), mode, rdev));
+}
+
+Status make_symlink_at(const std::string& target, int dirfd,
+                       const std::string& name) {
+  return status_of(::symlinkat(target.c_str(), dirfd, name.c_str()));
+}
+
+Status link_at(int olddir, const std::string& oldname, int newdir,
+               const std::string& newname) {
+  return status_of(
+      ::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0));
+}
+
+Status unlink_at(int dirfd, const std::string& name, bool is_dir) {
+  return status_of(::unlinkat(dirfd, name.c_str(), is_dir ? AT_REMOVEDIR : 0));
+}
+
+Status rename_at(int olddir, const std::string& oldname, int newdir,
+                 const std::string& newname, unsigned flags) {
+  return status_of(::syscall(SYS_renameat2, olddir, oldname.c_str(), newdir,
+                             newname.c_str(), flags));
+}
+
+Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
+  int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
+  return status_of(::fchownat(dirfd, name.c_str(), uid, gid, flags));
+}
+
+Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
+  // glibc implements AT_SYMLINK_NOFOLLOW (EOPNOTSUPP on a symlink).
+  if (name.empty()) return status_of(::chmod(proc_path(dirfd, "").c_str(), mode));
+  return status_of(::fchmodat(dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW));
+}
+
+Status set_times_at(int dirfd, const std::string& name,
+                    const struct timespec times[2]) {
+  int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
+  if (name.empty()) {
+    // utimensat has no AT_EMPTY_PATH; the proc path names the fd's inode
+    // (only ever a directory fd here).
+    return status_of(::utimensat(AT_FDCWD, proc_path(dirfd, "").c_str(),
+                                 times, 0));
+  }
+  return status_of(::utimensat(dirfd, name.c_str(), times, flags));
+}
+
+Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
+                    const std::string& value, int flags) {
+  std::string path = proc_path(dirfd, name);
+  long rc = name.empty() ? ::setxattr(path.c_str(), attr.c_str(), value.data(),
+                                      value.size(), flags)
+                         : ::lsetxattr(path.c_str(), attr.c_str(), value.data(),
+                                       value.size(), flags);
+  return status_of(rc);
+}
+
+Status remove_xattr_at(int dirfd, const std::string& name,
+                       const std::string& attr) {
+  std::string path = proc_path(dirfd, name);
+  long rc = name.empty() ? ::removexattr(path.c_str(), attr.c_str())
+                         : ::lremovexattr(path.c_str(), attr.c_str());
+  return status_of(rc);
+}
+
+Status truncate_fd(int fd, off_t size) { return status_of(::ftruncate(fd, size)); }
+
+Status sync_fd(int fd, bool data_only) {
+  return status_of(data_only ? ::fdatasync(fd) : ::fsync(fd));
+}
+
+Status allocate_fd(int fd, int mode, off_t off, off_t len) {
+  return status_of(::fallocate(fd, mode, off, len));
+}
+
+Result<off_t> seek_fd(int fd, off_t off, int whence) {
+  off_t r = ::lseek(fd, off, whence);
+  if (r < 0) return last_error();
+  return r;
+}
+
+Result<size_t> pwrite_at(int fd, const void* buf, size_t len, off_t off) {
+  ssize_t n = ::pwrite(fd, buf, len, off);
+  if (n < 0) return last_error();
+  return static_cast<size_t>(n);
+}
+
+Result<size_t> copy_range(int in, off_t* in_off, int out, off_t* out_off,
+                          size_t len, unsigned flags) {
+  ssize_t n = ::copy_file_range(in, in_off, out, out_off, len, flags);
+  if (n < 0) return last_error();
+  return static_cast<size_t>(n);
+}
+
+Status clone_file(int dst, int src) { return status_of(::ioctl(dst, FICLONE, src)); }
 
 }  // namespace lfs

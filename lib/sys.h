@@ -82,6 +82,40 @@ Result<std::vector<DirEntry>> read_dir(int dirfd);
 Result<struct statvfs> stat_fs(int fd);
 Result<size_t> pread_at(int fd, void* buf, size_t len, off_t off);
 
+// Changes, all relative to a directory fd, never following a final symlink.
+Status make_dir_at(int dirfd, const std::string& name, mode_t mode);
+Status make_node_at(int dirfd, const std::string& name, mode_t mode, dev_t rdev);
+Status make_symlink_at(const std::string& target, int dirfd,
+                       const std::string& name);
+Status link_at(int olddir, const std::string& oldname, int newdir,
+               const std::string& newname);
+Status unlink_at(int dirfd, const std::string& name, bool is_dir);
+// renameat2 with RENAME_* flags.
+Status rename_at(int olddir, const std::string& oldname, int newdir,
+                 const std::string& newname, unsigned flags = 0);
+// chown without following a symlink; -1 leaves an id unchanged.
+Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid);
+// chmod; a no-op error (EOPNOTSUPP) for symlinks, as on Linux.
+Status chmod_at(int dirfd, const std::string& name, mode_t mode);
+// utimensat without following; times[0] atime, times[1] mtime.
+Status set_times_at(int dirfd, const std::string& name,
+                    const struct timespec times[2]);
+Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
+                    const std::string& value, int flags = 0);
+Status remove_xattr_at(int dirfd, const std::string& name,
+                       const std::string& attr);
+
+// Data and file-level calls on an open fd.
+Status truncate_fd(int fd, off_t size);
+Status sync_fd(int fd, bool data_only);
+Status allocate_fd(int fd, int mode, off_t off, off_t len);
+Result<off_t> seek_fd(int fd, off_t off, int whence);
+Result<size_t> pwrite_at(int fd, const void* buf, size_t len, off_t off);
+Result<size_t> copy_range(int in, off_t* in_off, int out, off_t* out_off,
+                          size_t len, unsigned flags = 0);
+// ioctl(FICLONE): share all of src's extents with dst.
+Status clone_file(int dst, int src);
+
 // "/proc/self/fd/N" or "/proc/self/fd/N/name": the one place procfs is used.
 std::string proc_path(int dirfd, const std::string& name);
 

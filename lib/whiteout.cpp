@@ -14,29 +14,69 @@ constexpr const char* kOpaqueXattrs[] = {
     "user.fuseoverlayfs.opaque"};
 constexpr const char* kWhiteoutXattrs[] = {"trusted.overlay.whiteout",
                                            "user.overlay.whiteout"};
+constexpr const char* kRedirectXattrs[] = {"trusted.overlay.redirect",
+                                           "user.overlay.redirect"};
+constexpr const char* kImpureXattrs[] = {"trusted.layerfs.impure",
+                                         "user.layerfs.impure"};
+
+bool ignorable(int e) {
+  // ENOTSUP: no xattrs on the layer's filesystem; EPERM/EACCES: trusted.*
+  // unreadable without privilege. Neither marks the dir.
+  return e == ENODATA || e == ENOTSUP || e == EPERM || e == EACCES;
+}
 
 }  // namespace
 
 Result<DirMarks> read_dir_marks(int dirfd) {
   DirMarks marks;
+  // One listxattr answers "is any marker here?" for the common clean dir.
+  auto names = list_xattr_at(dirfd, "");
+  if (!names && !ignorable(names.error())) return Error{names.error()};
+  auto has = [&](const char* attr) {
+    if (!names) return false;
+    for (const auto& n : *names)
+      if (n == attr) return true;
+    return false;
+  };
   for (const char* attr : kOpaqueXattrs) {
+    if (!has(attr)) continue;
     auto v = get_xattr_at(dirfd, "", attr);
     if (!v) {
-      // ENOTSUP: the layer's filesystem has no xattrs; EPERM/EACCES:
-      // trusted.* unreadable without privilege. Neither marks the dir.
-      int e = v.error();
-      if (e == ENODATA || e == ENOTSUP || e == EPERM || e == EACCES) continue;
-      return Error{e};
+      if (ignorable(v.error())) continue;
+      return Error{v.error()};
     }
     if (*v == "y") marks.opaque = true;
     if (*v == "x") marks.xattr_whiteouts = true;
   }
+  for (const char* attr : kRedirectXattrs) {
+    if (!has(attr)) continue;
+    auto v = get_xattr_at(dirfd, "", attr);
+    if (!v) {
+      if (ignorable(v.error())) continue;
+      return Error{v.error()};
+    }
+    marks.redirect = std::move(*v);
+    break;
+  }
+  for (const char* attr : kImpureXattrs)
+    if (has(attr)) marks.impure = true;
   if (!marks.opaque) {
-    auto has = exists_at(dirfd, std::string(kOpaqueMarker));
-    if (!has) return Error{has.error()};
-    marks.opaque = *has;
+    auto opq = exists_at(dirfd, std::string(kOpaqueMarker));
+    if (!opq) return Error{opq.error()};
+    marks.opaque = *opq;
   }
   return marks;
+}
+
+MarkerNames MarkerNames::trusted() {
+  return {"trusted.overlay.opaque", "trusted.overlay.redirect",
+          "trusted.overlay.whiteout", "trusted.layerfs.origin",
+          "trusted.layerfs.impure"};
+}
+
+MarkerNames MarkerNames::user() {
+  return {"user.overlay.opaque", "user.overlay.redirect",
+          "user.overlay.whiteout", "user.layerfs.origin", "user.layerfs.impure"};
 }
 
 std::string_view whiteout_target(std::string_view name) {

@@ -25,6 +25,16 @@ inline constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 struct DirMarks {
   bool opaque = false;           // nothing below shows through
   bool xattr_whiteouts = false;  // overlay.opaque=x: may hold xattr whiteouts
+  bool impure = false;           // holds copied-up entries (layerfs.impure)
+  std::string redirect;          // overlay.redirect: where lower layers are
+};
+
+// The xattrs layerfs and overlayfs write, in the trusted.* namespace when
+// privileged and the user.* one otherwise. Reading accepts both.
+struct MarkerNames {
+  std::string opaque, redirect, whiteout, origin, impure;
+  static MarkerNames trusted();
+  static MarkerNames user();
 };
 
 // Reads the opaque markers of the directory `dirfd` refers to.

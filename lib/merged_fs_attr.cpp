@@ -1,0 +1,128 @@
+// MergedFs: attribute and xattr changes (copy-up first, then the change).
+#include <fcntl.h>
+
+#include "merged_fs.h"
+#include "mount_info.h"
+
+namespace lfs {
+
+namespace {
+
+// The fd and name to change `node`'s upper copy through.
+struct Target {
+  std::shared_ptr<const Fd> dir;
+  std::string name;  // empty: dir is the node itself
+};
+
+}  // namespace
+
+Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
+                                      int fd) {
+  auto ok = writable();
+  if (!ok) return Error{ok.error()};
+  bool truncating_to_zero = change.size && *change.size == 0;
+  auto up = copy_up(node, !truncating_to_zero);
+  if (!up) return Error{up.error()};
+  NodeView v = view_of(*node);
+  Target t;
+  if (S_ISDIR(v.type)) {
+    auto d = dir_fd(node, 0);
+    if (!d) return Error{d.error()};
+    t.dir = std::move(*d);
+  } else {
+    auto where = locate(node, 0);
+    if (where) {
+      t.dir = std::move(where->first);
+      t.name = std::move(where->second);
+    } else {
+      // Unlinked but open: change it through its open file.
+      std::lock_guard lock(node->mu);
+      auto open_file = node->open_fd.lock();
+      if (!open_file) return Error{where.error()};
+      t.dir = std::const_pointer_cast<const Fd>(open_file);
+    }
+  }
+  int dir = t.dir->get();
+  if (change.size) {
+    if (S_ISDIR(v.type)) return Error{EISDIR};
+    Status r;
+    if (fd >= 0) {
+      r = truncate_fd(fd, *change.size);
+    } else {
+      auto f = t.name.empty() ? open_path(proc_path(dir, ""), O_WRONLY)
+                              : open_at(dir, t.name, O_WRONLY);
+      r = f ? truncate_fd(f->get(), *change.size) : Status{Error{f.error()}};
+    }
+    if (!r) return Error{r.error()};
+  }
+  if (change.uid || change.gid) {
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    if (change.uid) {
+      auto host = config_.owners.uids.to_host(*change.uid);
+      if (!host) return Error{EINVAL};
+      uid = *host;
+    }
+    if (change.gid) {
+      auto host = config_.owners.gids.to_host(*change.gid);
+      if (!host) return Error{EINVAL};
+      gid = *host;
+    }
+    auto r = chown_at(dir, t.name, uid, gid);
+    if (!r) return Error{r.error()};
+  }
+  if (change.mode && !S_ISLNK(v.type)) {
+    auto r = chmod_at(dir, t.name, *change.mode & 07777);
+    if (!r) return Error{r.error()};
+  }
+  if (change.atime || change.mtime) {
+    struct timespec times[2];
+    times[0].tv_sec = times[1].tv_sec = 0;
+    times[0].tv_nsec = times[1].tv_nsec = UTIME_OMIT;
+    if (change.atime) times[0] = *change.atime;
+    if (change.mtime) times[1] = *change.mtime;
+    auto r = set_times_at(dir, t.name, times);
+    if (!r) return Error{r.error()};
+  }
+  return getattr(node);
+}
+
+Status MergedFs::setxattr(Node* node, const std::string& name,
+                          const std::string& value, int flags) {
+  auto ok = writable();
+  if (!ok) return ok;
+  if (is_private_xattr(name) || name == kMountInfoXattr) return Error{ENOTSUP};
+  auto up = copy_up(node, true);
+  if (!up) return up;
+  NodeView v = view_of(*node);
+  if (S_ISDIR(v.type)) {
+    auto d = dir_fd(node, 0);
+    if (!d) return Error{d.error()};
+    return set_xattr_at((*d)->get(), "", name, value, flags);
+  }
+  auto where = locate(node, 0);
+  if (!where) return Error{where.error()};
+  return set_xattr_at(where->first->get(), where->second, name, value, flags);
+}
+
+Status MergedFs::removexattr(Node* node, const std::string& name) {
+  auto ok = writable();
+  if (!ok) return ok;
+  if (is_private_xattr(name) || name == kMountInfoXattr) return Error{ENOTSUP};
+  // Nothing to copy up for an attribute that is not there.
+  auto present = getxattr(node, name);
+  if (!present) return Error{present.error()};
+  auto up = copy_up(node, true);
+  if (!up) return up;
+  NodeView v = view_of(*node);
+  if (S_ISDIR(v.type)) {
+    auto d = dir_fd(node, 0);
+    if (!d) return Error{d.error()};
+    return remove_xattr_at((*d)->get(), "", name);
+  }
+  auto where = locate(node, 0);
+  if (!where) return Error{where.error()};
+  return remove_xattr_at(where->first->get(), where->second, name);
+}
+
+}  // namespace lfs

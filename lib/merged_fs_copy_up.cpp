@@ -1,0 +1,150 @@
+// MergedFs: copying nodes up into the writable layer, and the small helpers
+// every change shares (where the upper is, what a name is there).
+#include <fcntl.h>
+
+#include "merged_fs.h"
+
+namespace lfs {
+
+Status MergedFs::writable() const {
+  return upper_ ? Status{} : Status{Error{EROFS}};
+}
+
+std::string MergedFs::origin_of(const NodeView& v) const {
+  return std::to_string(v.ino);
+}
+
+void MergedFs::changed(Node* dir) {
+  std::lock_guard lock(dir->mu);
+  dir->listing.reset();
+}
+
+Status MergedFs::restore_times(int fd, const struct stat& before) {
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  return set_times_at(fd, "", times);
+}
+
+void MergedFs::mark_impure(Node* dir, int upper_fd) {
+  {
+    std::lock_guard lock(dir->mu);
+    if (dir->dir_layers.empty() || dir->dir_layers[0].layer != 0 ||
+        dir->dir_layers[0].marks.impure)
+      return;
+    dir->dir_layers[0].marks.impure = true;
+  }
+  // Best effort: without it only st_ino after a remount is affected.
+  (void)set_xattr_at(upper_fd, "", upper_->names().impure, "y");
+}
+
+Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir) {
+  auto up = copy_up(dir, true);
+  if (!up) return Error{up.error()};
+  return dir_fd(dir, 0);
+}
+
+Status MergedFs::copy_up_dir(Node* dir) { return copy_up(dir, true); }
+
+Status MergedFs::copy_up(Node* node, bool with_data) {
+  auto ok = writable();
+  if (!ok) return ok;
+  if (node == nodes_.root() || view_of(*node).layer == 0) return {};
+  auto [parent, name] = nodes_.parent_and_name(node);
+  if (!parent) return Error{ENOENT};
+  auto parent_up = copy_up(parent, true);  // ancestors first
+  if (!parent_up) return parent_up;
+  std::lock_guard serial(node->copy_up_mu);
+  NodeView v = view_of(*node);
+  if (v.layer == 0) return {};  // another thread did it meanwhile
+  return copy_up_locked(node, v, with_data);
+}
+
+Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
+  auto [parent, name] = nodes_.parent_and_name(node);
+  if (!parent) return Error{ENOENT};
+  // The source: a directory by its own fd (it may sit at a redirected
+  // path), anything else by name in its parent's instance.
+  std::shared_ptr<const Fd> src_dir;
+  std::string src_name;
+  if (S_ISDIR(v.type)) {
+    auto fd = dir_fd(node, v.layer);
+    if (!fd) return Error{fd.error()};
+    src_dir = std::move(*fd);
+  } else {
+    auto where = locate(node, v.layer);
+    if (!where) return Error{where.error()};
+    src_dir = std::move(where->first);
+    src_name = std::move(where->second);
+  }
+  auto st = stat_at(src_dir->get(), src_name);
+  if (!st) return Error{st.error()};
+  auto dest = dir_fd(parent, 0);
+  if (!dest) return Error{dest.error()};
+  int dest_fd = (*dest)->get();
+  auto parent_st = stat_at(dest_fd, "");
+  if (!parent_st) return Error{parent_st.error()};
+
+  auto temp = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
+                           with_data, origin_of(v));
+  if (!temp) return Error{temp.error()};
+  auto installed = upper_->install(*temp, dest_fd, name, 0);
+  if (!installed) {
+    (void)upper_->remove_temp(*temp);
+    return installed;
+  }
+  mark_impure(parent, dest_fd);
+  auto restored = restore_times(dest_fd, *parent_st);  // as overlayfs does
+  if (!restored) return restored;
+  std::lock_guard lock(node->mu);
+  node->layer = 0;
+  if (S_ISDIR(v.type))
+    node->dir_layers.insert(node->dir_layers.begin(), DirLayer{0, {}, {}, {}});
+  return {};
+}
+
+Result<mode_t> MergedFs::upper_entry(int parent_fd, const std::string& name) {
+  auto st = stat_at(parent_fd, name);
+  if (st) return static_cast<mode_t>(st->st_mode & S_IFMT);
+  if (st.error() == ENOENT) return static_cast<mode_t>(0);
+  return Error{st.error()};
+}
+
+Result<bool> MergedFs::merged_has(Node* parent, const std::string& name) {
+  NodeView pv = view_of(*parent);
+  auto r = resolve_name(pv.dir_layers, stack_view(parent), name);
+  if (!r) return Error{r.error()};
+  return r->has_value();
+}
+
+Result<bool> MergedFs::lower_has(Node* parent, const std::string& name) {
+  NodeView pv = view_of(*parent);
+  std::vector<DirLayer> lowers;
+  for (auto& dl : pv.dir_layers)
+    if (dl.layer != 0) lowers.push_back(dl);
+  if (lowers.empty()) return false;
+  auto r = resolve_name(lowers, stack_view(parent), name);
+  if (!r) return Error{r.error()};
+  return r->has_value();
+}
+
+Status MergedFs::make_opaque(int parent_fd, const std::string& name) {
+  auto set = set_xattr_at(parent_fd, name, upper_->names().opaque, "y");
+  if (set || (set.error() != EPERM && set.error() != ENOTSUP)) return set;
+  auto dir = open_at(parent_fd, name, O_PATH | O_DIRECTORY);
+  if (!dir) return Error{dir.error()};
+  auto marker = open_at(dir->get(), std::string(kOpaqueMarker),
+                        O_CREAT | O_EXCL | O_WRONLY, 0000);
+  if (!marker) return Error{marker.error()};
+  return {};
+}
+
+Status MergedFs::sync_dir(Node* node, bool data_only) {
+  NodeView v = view_of(*node);
+  if (!upper_ || v.dir_layers.empty() || v.dir_layers[0].layer != 0) return {};
+  auto fd = dir_fd(node, 0);
+  if (!fd) return Error{fd.error()};
+  auto dir = open_at((*fd)->get(), "", O_RDONLY | O_DIRECTORY);
+  if (!dir) return Error{dir.error()};
+  return sync_fd(dir->get(), data_only);
+}
+
+}  // namespace lfs

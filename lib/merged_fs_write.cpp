@@ -1,0 +1,244 @@
+// MergedFs: the namespace changes (create, link, unlink, rmdir, rename).
+//
+// Each change happens in the upper with the rules of overlayfs: parents
+// copied up first; a new entry over a whiteout replaces it atomically (a
+// directory there becomes opaque); a removed name that a lower layer still
+// has leaves a whiteout; a renamed directory with lower content records a
+// redirect to where that content is.
+#include <fcntl.h>
+#include <linux/fs.h>
+
+#include "merged_fs.h"
+
+namespace lfs {
+
+Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name) {
+  auto ok = writable();
+  if (!ok) return Error{ok.error()};
+  if (is_reserved_name(name)) return Error{EINVAL};
+  if (!S_ISDIR(view_of(*parent).type)) return Error{ENOTDIR};
+  auto has = merged_has(parent, name);
+  if (!has) return Error{has.error()};
+  if (*has) return Error{EEXIST};
+  auto dir = upper_dir(parent);
+  if (!dir) return Error{dir.error()};
+  auto existing = upper_entry((*dir)->get(), name);
+  if (!existing) return Error{existing.error()};
+  auto wh_file = exists_at((*dir)->get(), std::string(kWhiteoutPrefix) + name);
+  if (!wh_file) return Error{wh_file.error()};
+  return Slot{std::move(*dir), *existing, *existing != 0 || *wh_file};
+}
+
+Status MergedFs::finish_new(const Slot& slot, const std::string& name,
+                            const Caller& who, bool is_dir) {
+  // Created directly in the upper (or in the work dir, for `name` a temp).
+  int dir = slot.over_whiteout ? upper_->work() : slot.dir->get();
+  auto parent_st = stat_at(slot.dir->get(), "");
+  if (!parent_st) return Error{parent_st.error()};
+  bool setgid_parent = parent_st->st_mode & S_ISGID;
+  gid_t gid = setgid_parent ? parent_st->st_gid : who.gid;
+  auto owned = chown_at(dir, name, who.uid, gid);
+  if (!owned) return owned;
+  if (is_dir && setgid_parent && slot.over_whiteout) {
+    auto st = stat_at(dir, name);
+    if (!st) return Error{st.error()};
+    return chmod_at(dir, name, (st->st_mode & 07777) | S_ISGID);
+  }
+  return {};
+}
+
+Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
+                                        int, bool) {
+  changed(parent);
+  return lookup(parent, name);
+}
+
+namespace {
+
+// Creates one non-directory entry of `mode`'s type at dir/name.
+Status make_entry(int dir, const std::string& name, mode_t mode, dev_t rdev,
+                  const std::string& symlink_target) {
+  if (S_ISLNK(mode)) return make_symlink_at(symlink_target, dir, name);
+  if (S_ISREG(mode)) {
+    auto f = open_at(dir, name, O_CREAT | O_EXCL | O_WRONLY, mode & 07777);
+    return f ? Status{} : Status{Error{f.error()}};
+  }
+  return make_node_at(dir, name, mode, rdev);
+}
+
+}  // namespace
+
+Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
+                                            mode_t mode, dev_t rdev,
+                                            const Caller& who) {
+  auto slot = new_slot(parent, name);
+  if (!slot) return Error{slot.error()};
+  if (!slot->over_whiteout) {
+    auto made = make_entry(slot->dir->get(), name, mode, rdev, {});
+    if (!made) return Error{made.error()};
+    auto fin = finish_new(*slot, name, who, false);
+    if (!fin) {
+      (void)unlink_at(slot->dir->get(), name, false);
+      return Error{fin.error()};
+    }
+  } else {
+    std::string temp = upper_->temp_name();
+    auto made = make_entry(upper_->work(), temp, mode, rdev, {});
+    if (!made) return Error{made.error()};
+    auto fin = finish_new(*slot, temp, who, false);
+    if (fin) fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
+    if (!fin) {
+      (void)upper_->remove_temp(temp);
+      return Error{fin.error()};
+    }
+  }
+  return adopt(parent, name, slot->dir->get(), true);
+}
+
+Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_file(
+    Node* parent, const std::string& name, mode_t mode, int flags,
+    const Caller& who) {
+  auto entry = make_node(parent, name, S_IFREG | (mode & 07777), 0, who);
+  if (!entry) return Error{entry.error()};
+  auto fd = open(entry->first, flags & ~(O_CREAT | O_EXCL | O_TRUNC));
+  if (!fd) {
+    forget(entry->first, 1);
+    return Error{fd.error()};
+  }
+  return std::make_pair(std::move(*entry), std::move(*fd));
+}
+
+Result<MergedFs::Entry> MergedFs::make_symlink(Node* parent,
+                                               const std::string& name,
+                                               const std::string& target,
+                                               const Caller& who) {
+  auto slot = new_slot(parent, name);
+  if (!slot) return Error{slot.error()};
+  std::string temp = slot->over_whiteout ? upper_->temp_name() : name;
+  int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
+  auto made = make_symlink_at(target, dir, temp);
+  if (!made) return Error{made.error()};
+  auto fin = finish_new(*slot, temp, who, false);
+  if (fin && slot->over_whiteout)
+    fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
+  if (!fin) {
+    (void)unlink_at(dir, temp, false);
+    return Error{fin.error()};
+  }
+  return adopt(parent, name, slot->dir->get(), true);
+}
+
+Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name,
+                                           mode_t mode, const Caller& who) {
+  auto slot = new_slot(parent, name);
+  if (!slot) return Error{slot.error()};
+  if (!slot->over_whiteout) {
+    auto made = make_dir_at(slot->dir->get(), name, mode & 07777);
+    if (!made) return Error{made.error()};
+    auto fin = finish_new(*slot, name, who, true);
+    if (!fin) {
+      (void)unlink_at(slot->dir->get(), name, true);
+      return Error{fin.error()};
+    }
+  } else {
+    // Where a lower directory was deleted: a new, opaque directory.
+    std::string temp = upper_->temp_name();
+    auto made = make_dir_at(upper_->work(), temp, mode & 07777);
+    if (!made) return Error{made.error()};
+    auto fin = finish_new(*slot, temp, who, true);
+    if (fin) fin = make_opaque(upper_->work(), temp);
+    if (fin) fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
+    if (!fin) {
+      (void)upper_->remove_temp(temp);
+      return Error{fin.error()};
+    }
+  }
+  return adopt(parent, name, slot->dir->get(), true);
+}
+
+Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
+                                       const std::string& name) {
+  NodeView v = view_of(*node);
+  if (S_ISDIR(v.type)) return Error{EPERM};
+  auto slot = new_slot(parent, name);
+  if (!slot) return Error{slot.error()};
+  auto up = copy_up(node, true);
+  if (!up) return Error{up.error()};
+  auto src = locate(node, 0);
+  if (!src) return Error{src.error()};
+  if (!slot->over_whiteout) {
+    auto linked = link_at(src->first->get(), src->second, slot->dir->get(), name);
+    if (!linked) return Error{linked.error()};
+  } else {
+    std::string temp = upper_->temp_name();
+    auto linked = link_at(src->first->get(), src->second, upper_->work(), temp);
+    if (linked) linked = upper_->install(temp, slot->dir->get(), name, slot->existing);
+    if (!linked) {
+      (void)unlink_at(upper_->work(), temp, false);
+      return Error{linked.error()};
+    }
+  }
+  // Both names must report the origin's st_ino, also after a remount.
+  mark_impure(parent, slot->dir->get());
+  nodes_.add_link(node, parent, name);
+  changed(parent);
+  auto st = getattr(node);
+  if (!st) {
+    forget(node, 1);
+    return Error{st.error()};
+  }
+  return std::make_pair(node, *st);
+}
+
+Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir) {
+  auto ok = writable();
+  if (!ok) return ok;
+  auto found = lookup(parent, name);
+  if (!found) return Error{found.error()};
+  Node* node = found->first;
+  bool node_is_dir = S_ISDIR(found->second.st_mode);
+  Status result;
+  if (is_dir && !node_is_dir) {
+    result = Error{ENOTDIR};
+  } else if (!is_dir && node_is_dir) {
+    result = Error{EISDIR};
+  } else if (is_dir) {
+    auto entries = listing(node);
+    if (!entries) result = Error{entries.error()};
+    else if (!(*entries)->empty()) result = Error{ENOTEMPTY};
+  }
+  forget(node, 1);
+  if (!result) return result;
+
+  auto dir = upper_dir(parent);
+  if (!dir) return Error{dir.error()};
+  int dir_fd_ = (*dir)->get();
+  auto lower = lower_has(parent, name);
+  if (!lower) return Error{lower.error()};
+  auto existing = upper_entry(dir_fd_, name);
+  if (!existing) return Error{existing.error()};
+  if (*lower) {
+    result = upper_->whiteout(dir_fd_, name, *existing);
+  } else if (is_dir) {
+    // Its upper copy may still hold whiteouts: move it out, then remove.
+    std::string temp = upper_->temp_name();
+    result = rename_at(dir_fd_, name, upper_->work(), temp);
+    if (result) result = upper_->remove_temp(temp);
+  } else {
+    result = unlink_at(dir_fd_, name, false);
+  }
+  if (!result) return result;
+  nodes_.remove_name(parent, name);
+  changed(parent);
+  return {};
+}
+
+Status MergedFs::unlink(Node* parent, const std::string& name) {
+  return remove_entry(parent, name, false);
+}
+
+Status MergedFs::rmdir(Node* parent, const std::string& name) {
+  return remove_entry(parent, name, true);
+}
+
+}  // namespace lfs

@@ -1,0 +1,98 @@
+// The writable layer's primitives: see upper.h.
+#include "upper.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+namespace lfs {
+
+Result<Upper> Upper::open(int upper_root, int workdir, bool privileged,
+                          bool fsync) {
+  auto made = make_dir_at(workdir, "work", 0);
+  if (!made && made.error() != EEXIST) return Error{made.error()};
+  auto work = open_at(workdir, "work", O_PATH | O_DIRECTORY);
+  if (!work) return Error{work.error()};
+  Upper u(upper_root, std::move(*work),
+          privileged ? MarkerNames::trusted() : MarkerNames::user(), fsync);
+  auto leftovers = read_dir(u.work());
+  if (!leftovers) return Error{leftovers.error()};
+  for (const auto& e : *leftovers) {
+    auto removed = u.remove_tree(u.work(), e.name);
+    if (!removed) return Error{removed.error()};
+  }
+  return u;
+}
+
+std::string Upper::temp_name() {
+  return fmt::format("#lfs{:x}.{:x}", static_cast<unsigned>(getpid()),
+                     counter_.fetch_add(1));
+}
+
+Status Upper::remove_tree(int parent, const std::string& name) {
+  auto st = stat_at(parent, name);
+  if (!st) return st.error() == ENOENT ? Status{} : Status{Error{st.error()}};
+  if (!S_ISDIR(st->st_mode)) return unlink_at(parent, name, false);
+  auto dir = open_at(parent, name, O_PATH | O_DIRECTORY);
+  if (!dir) return Error{dir.error()};
+  auto entries = read_dir(dir->get());
+  if (!entries) return Error{entries.error()};
+  for (const auto& e : *entries) {
+    auto r = remove_tree(dir->get(), e.name);
+    if (!r) return r;
+  }
+  return unlink_at(parent, name, true);
+}
+
+Status Upper::remove_temp(const std::string& temp) { return remove_tree(work(), temp); }
+
+Status Upper::drop_wh_file(int parent, const std::string& name) {
+  auto r = unlink_at(parent, std::string(kWhiteoutPrefix) + name, false);
+  if (!r && r.error() != ENOENT) return r;
+  return {};
+}
+
+Status Upper::install(const std::string& temp, int parent,
+                      const std::string& name, mode_t existing) {
+  bool exchange = existing != 0 && S_ISDIR(existing);
+  if (existing != 0 && !exchange) {
+    auto src = stat_at(work(), temp);
+    if (!src) return Error{src.error()};
+    exchange = S_ISDIR(src->st_mode);  // a dir cannot replace a non-dir
+  }
+  if (!exchange) {
+    // rename(2) replaces a non-directory atomically.
+    auto r = rename_at(work(), temp, parent, name);
+    if (!r) return r;
+  } else {
+    auto r = rename_at(work(), temp, parent, name, RENAME_EXCHANGE);
+    if (!r) return r;
+    auto cleaned = remove_tree(work(), temp);
+    if (!cleaned) return cleaned;
+  }
+  return drop_wh_file(parent, name);
+}
+
+Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
+  if (device_whiteouts_.load()) {
+    std::string temp = temp_name();
+    auto made = make_node_at(work(), temp, S_IFCHR | 0, makedev(0, 0));
+    if (made) return install(temp, parent, name, existing);
+    if (made.error() != EPERM && made.error() != EACCES) return made;
+    device_whiteouts_.store(false);  // unprivileged: ".wh." files from now on
+  }
+  if (existing) {
+    auto removed = remove_tree(parent, name);
+    if (!removed) return Error{removed.error()};
+  }
+  std::string temp = temp_name();
+  auto f = open_at(work(), temp, O_CREAT | O_EXCL | O_WRONLY, 0000);
+  if (!f) return Error{f.error()};
+  return rename_at(work(), temp, parent, std::string(kWhiteoutPrefix) + name);
+}
+
+}  // namespace lfs

@@ -1,0 +1,67 @@
+// The writable layer's primitives: the work dir, whiteouts, markers.
+//
+// Every change that must look atomic to a reader of the upper dir (copy-up,
+// whiteout, opaque dir) is prepared under a temporary name in W/work (on the
+// upper's filesystem) and moved into place with one rename, as overlayfs
+// does. What a crash leaves in W/work is removed at the next mount.
+// Thread-safe: temp names come from an atomic counter; the whiteout form
+// falls back once, atomically, from devices to ".wh." files.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "sys.h"
+#include "whiteout.h"
+
+namespace lfs {
+
+class Upper {
+ public:
+  // Opens (creating if needed) W/work and empties it (crash recovery).
+  static Result<Upper> open(int upper_root, int workdir, bool privileged,
+                            bool fsync);
+
+  Upper(Upper&& o) noexcept
+      : root_(o.root_), work_(std::move(o.work_)), names_(std::move(o.names_)),
+        fsync_(o.fsync_), device_whiteouts_(o.device_whiteouts_.load()),
+        counter_(o.counter_.load()) {}
+
+  int root() const { return root_; }
+  int work() const { return work_.get(); }
+  const MarkerNames& names() const { return names_; }
+  bool fsync() const { return fsync_; }
+
+  // A fresh name inside the work dir.
+  std::string temp_name();
+
+  // Makes parent/name a whiteout. `existing` says what the upper holds
+  // there now (0 for nothing, else its S_IFMT type); it is replaced
+  // atomically and removed (recursively for a directory of whiteouts).
+  Status whiteout(int parent, const std::string& name, mode_t existing);
+
+  // Moves the work-dir entry `temp` to parent/name. `existing` as above:
+  // a whiteout or an emptied directory there is replaced atomically.
+  Status install(const std::string& temp, int parent, const std::string& name,
+                 mode_t existing);
+
+  // Removes work/temp and everything below it.
+  Status remove_temp(const std::string& temp);
+
+  // Removes the ".wh.NAME" file beside `name`, if any.
+  Status drop_wh_file(int parent, const std::string& name);
+
+ private:
+  Upper(int root, Fd work, MarkerNames names, bool fsync)
+      : root_(root), work_(std::move(work)), names_(std::move(names)), fsync_(fsync) {}
+  Status remove_tree(int parent, const std::string& name);
+
+  int root_;  // not owned: the LayerStack holds it
+  Fd work_;   // W/work
+  MarkerNames names_;
+  bool fsync_;
+  std::atomic<bool> device_whiteouts_{true};
+  std::atomic<uint64_t> counter_{0};
+};
+
+}  // namespace lfs
