@@ -14,9 +14,5 @@ void add_diff_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_ps_command(CLI::App& app);
 void add_size_command(CLI::App& app);
-void add_diff_command(CLI::App& app);
-void add_inspect_command(CLI::App& app);
-void add_ps_command(CLI::App& app);
-void add_size_command(CLI::App& app);
 
 }  // namespace lfs::cli

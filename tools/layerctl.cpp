@@ -20,10 +20,6 @@ int main(int argc, char** argv) {
   lfs::cli::add_inspect_command(app);
   lfs::cli::add_ps_command(app);
   lfs::cli::add_size_command(app);
-  lfs::cli::add_diff_command(app);
-  lfs::cli::add_inspect_command(app);
-  lfs::cli::add_ps_command(app);
-  lfs::cli::add_size_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
