@@ -10,6 +10,8 @@
 namespace lfs::cli {
 
 // Registered commands (keep alphabetical; one line per command).
+void add_apply_command(CLI::App& app);
+void add_commit_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_ps_command(CLI::App& app);

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("-V,--version", std::string("layerctl ") + LAYERFS_VERSION);
   app.require_subcommand(1);
   // Subcommand registration (keep alphabetical; one line per command).
+  lfs::cli::add_apply_command(app);
+  lfs::cli::add_commit_command(app);
   lfs::cli::add_diff_command(app);
   lfs::cli::add_inspect_command(app);
   lfs::cli::add_ps_command(app);

@@ -1,0 +1,237 @@
+// The reproducible layer tar stream: see layer_tar.h.
+#include "layer_tar.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "apply_sys.h"
+#include "digest.h"
+
+namespace lfs {
+
+namespace {
+
+constexpr size_t kBlockBytes = 1 << 20;
+
+struct ArchiveDeleter {
+  void operator()(archive* a) const { archive_write_free(a); }
+};
+struct EntryDeleter {
+  void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+using ArchivePtr = std::unique_ptr<archive, ArchiveDeleter>;
+using EntryPtr = std::unique_ptr<archive_entry, EntryDeleter>;
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.substr(s.size() - suffix.size()) == suffix;
+}
+
+unsigned archive_type(mode_t type) {
+  switch (type) {
+    case S_IFDIR: return AE_IFDIR;
+    case S_IFLNK: return AE_IFLNK;
+    case S_IFCHR: return AE_IFCHR;
+    case S_IFBLK: return AE_IFBLK;
+    case S_IFIFO: return AE_IFIFO;
+    default: return AE_IFREG;
+  }
+}
+
+}  // namespace
+
+std::optional<Compression> parse_compression(std::string_view name) {
+  if (name == "none") return Compression::kNone;
+  if (name == "gzip") return Compression::kGzip;
+  if (name == "zstd") return Compression::kZstd;
+  return std::nullopt;
+}
+
+std::string_view compression_name(Compression c) {
+  switch (c) {
+    case Compression::kGzip: return "gzip";
+    case Compression::kZstd: return "zstd";
+    default: return "none";
+  }
+}
+
+std::string_view layer_media_type(Compression c) {
+  switch (c) {
+    case Compression::kGzip: return "application/vnd.oci.image.layer.v1.tar+gzip";
+    case Compression::kZstd: return "application/vnd.oci.image.layer.v1.tar+zstd";
+    default: return "application/vnd.oci.image.layer.v1.tar";
+  }
+}
+
+Compression compression_for_path(std::string_view path) {
+  if (ends_with(path, ".tar.gz") || ends_with(path, ".tgz") ||
+      ends_with(path, ".gz"))
+    return Compression::kGzip;
+  if (ends_with(path, ".tar.zst") || ends_with(path, ".tzst") ||
+      ends_with(path, ".zst"))
+    return Compression::kZstd;
+  return Compression::kNone;
+}
+
+bool is_layer_private_xattr(std::string_view name) {
+  for (std::string_view prefix :
+       {"trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."})
+    if (name.substr(0, prefix.size()) == prefix) return true;
+  return name == "security.selinux" || name == "system.nfs4_acl" ||
+         name == "system.nfs4acl";
+}
+
+struct LayerTarWriter::Impl {
+  int out_fd = -1;
+  Compression compression = Compression::kNone;
+  Sha256 diff_id, digest;
+  uint64_t written = 0;
+  int sink_error = 0;  // errno of the first failed write to out_fd
+  bool abandoned = false;  // torn down unfinished: write nothing more
+  ArchivePtr compressor, tar;  // tar feeds compressor: freed first
+  EntryPtr entry{archive_entry_new()};
+
+  ~Impl() {
+    abandoned = true;
+    tar.reset();
+    compressor.reset();
+  }
+
+  // Bytes leaving the last stage: hashed as the digest and written out.
+  bool emit(const void* buf, size_t len) {
+    if (abandoned) return false;
+    if (compressor) digest.update(buf, len);  // else the DiffID is the digest
+    auto s = write_all(out_fd, buf, len);
+    if (!s) {
+      if (!sink_error) sink_error = s.error();
+      return false;
+    }
+    written += len;
+    return true;
+  }
+
+  // Bytes of the uncompressed tar: hashed as the DiffID, then compressed.
+  bool tar_bytes(const void* buf, size_t len) {
+    if (abandoned) return false;
+    diff_id.update(buf, len);
+    if (!compressor) return emit(buf, len);
+    return archive_write_data(compressor.get(), buf, len) ==
+           static_cast<la_ssize_t>(len);
+  }
+
+  static la_ssize_t on_tar(archive*, void* self, const void* buf, size_t len) {
+    return static_cast<Impl*>(self)->tar_bytes(buf, len)
+               ? static_cast<la_ssize_t>(len)
+               : -1;
+  }
+  static la_ssize_t on_compressed(archive*, void* self, const void* buf,
+                                  size_t len) {
+    return static_cast<Impl*>(self)->emit(buf, len) ? static_cast<la_ssize_t>(len)
+                                                    : -1;
+  }
+};
+
+LayerTarWriter::LayerTarWriter(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+LayerTarWriter::~LayerTarWriter() = default;
+
+Result<std::unique_ptr<LayerTarWriter>> LayerTarWriter::open(int out_fd,
+                                                             Compression c) {
+  auto impl = std::make_unique<Impl>();
+  impl->out_fd = out_fd;
+  impl->compression = c;
+  if (c != Compression::kNone) {
+    impl->compressor.reset(archive_write_new());
+    archive* z = impl->compressor.get();
+    if (!z || archive_write_set_format_raw(z) != ARCHIVE_OK) return Error{ENOMEM};
+    if (c == Compression::kGzip) {
+      if (archive_write_add_filter_gzip(z) != ARCHIVE_OK) return Error{ENOTSUP};
+      // No timestamp in the gzip header: the same tar gives the same bytes.
+      archive_write_set_filter_option(z, "gzip", "timestamp", nullptr);
+    } else {
+      if (archive_write_add_filter_zstd(z) != ARCHIVE_OK) return Error{ENOTSUP};
+    }
+    archive_write_set_bytes_per_block(z, kBlockBytes);
+    archive_write_set_bytes_in_last_block(z, 1);
+    if (archive_write_open2(z, impl.get(), nullptr, &Impl::on_compressed,
+                            nullptr, nullptr) != ARCHIVE_OK)
+      return Error{impl->sink_error ? impl->sink_error : EIO};
+    EntryPtr raw(archive_entry_new());
+    archive_entry_set_pathname(raw.get(), "layer.tar");
+    archive_entry_set_filetype(raw.get(), AE_IFREG);
+    if (archive_write_header(z, raw.get()) != ARCHIVE_OK) return Error{EIO};
+  }
+  impl->tar.reset(archive_write_new());
+  archive* t = impl->tar.get();
+  if (!t || archive_write_set_format_pax_restricted(t) != ARCHIVE_OK)
+    return Error{ENOMEM};
+  // Only SCHILY.xattr records, not LIBARCHIVE.xattr duplicates of them.
+  archive_write_set_format_option(t, "pax", "xattrheader", "SCHILY");
+  archive_write_set_bytes_per_block(t, kBlockBytes);
+  archive_write_set_bytes_in_last_block(t, 1);
+  if (archive_write_open2(t, impl.get(), nullptr, &Impl::on_tar, nullptr,
+                          nullptr) != ARCHIVE_OK)
+    return Error{EIO};
+  return std::unique_ptr<LayerTarWriter>(new LayerTarWriter(std::move(impl)));
+}
+
+Status LayerTarWriter::add(const TarEntry& e) {
+  archive_entry* ae = impl_->entry.get();
+  archive_entry_clear(ae);
+  archive_entry_copy_pathname(ae, e.name.c_str());
+  if (e.type == 0) {
+    archive_entry_set_filetype(ae, AE_IFREG);
+    archive_entry_copy_hardlink(ae, e.link.c_str());
+    archive_entry_set_size(ae, 0);
+  } else {
+    archive_entry_set_filetype(ae, archive_type(e.type));
+    archive_entry_set_size(ae, e.type == S_IFREG ? static_cast<la_int64_t>(e.size) : 0);
+  }
+  archive_entry_set_perm(ae, e.perm & 07777);
+  archive_entry_set_uid(ae, e.uid);
+  archive_entry_set_gid(ae, e.gid);
+  archive_entry_set_mtime(ae, e.mtime, 0);
+  if (e.type == S_IFLNK) archive_entry_copy_symlink(ae, e.link.c_str());
+  if (e.type == S_IFCHR || e.type == S_IFBLK) archive_entry_set_rdev(ae, e.rdev);
+  for (const auto& [name, value] : e.xattrs)
+    archive_entry_xattr_add_entry(ae, name.c_str(), value.data(), value.size());
+  if (archive_write_header(impl_->tar.get(), ae) != ARCHIVE_OK) {
+    const char* why = archive_error_string(impl_->tar.get());
+    error_ = why ? why : "";
+    return Error{impl_->sink_error ? impl_->sink_error : EIO};
+  }
+  return {};
+}
+
+Status LayerTarWriter::data(const void* buf, size_t len) {
+  la_ssize_t n = archive_write_data(impl_->tar.get(), buf, len);
+  if (n != static_cast<la_ssize_t>(len)) {
+    const char* why = archive_error_string(impl_->tar.get());
+    error_ = why ? why : "";
+    return Error{impl_->sink_error ? impl_->sink_error : EIO};
+  }
+  return {};
+}
+
+Result<LayerDigests> LayerTarWriter::finish() {
+  auto fail = [this](archive* a) -> Error {
+    const char* why = archive_error_string(a);
+    error_ = why ? why : "";
+    return Error{impl_->sink_error ? impl_->sink_error : EIO};
+  };
+  if (archive_write_close(impl_->tar.get()) != ARCHIVE_OK)
+    return fail(impl_->tar.get());
+  if (impl_->compressor &&
+      archive_write_close(impl_->compressor.get()) != ARCHIVE_OK)
+    return fail(impl_->compressor.get());
+  LayerDigests d;
+  d.diff_id = impl_->diff_id.finish();
+  d.digest = impl_->compressor ? impl_->digest.finish() : d.diff_id;
+  d.size = impl_->written;
+  return d;
+}
+
+}  // namespace lfs
