@@ -260,7 +260,7 @@ Failure Unpacker::make_room(const std::string& rel, int parent,
 
 Failure Unpacker::whiteout(archive_entry* e, const std::string& rel, int parent,
                            const std::string& leaf) {
-  (void)e;
+  std::string made = leaf;  // the name the whiteout ends up as
   if (leaf == kOpaqueMarker) {
     auto [dir_rel, unused] = split_parent(rel);
     if (opts_.whiteouts == WhiteoutFormat::kOverlay) return opaque(dir_rel, parent);
@@ -274,15 +274,27 @@ Failure Unpacker::whiteout(archive_entry* e, const std::string& rel, int parent,
       bool unused;
       if (auto w = make_room(rel, parent, target, false, &unused)) return w;
       auto s = make_node_at(parent, target, S_IFCHR, makedev(0, 0));
-      if (s) return std::nullopt;
-      if (!is_refusal(s.error())) return failed(rel, "creating the whiteout", s.error());
-      out_.whiteouts_as_files = true;  // no mknod here: the OCI form instead
+      if (s) made = target;
+      else if (!is_refusal(s.error())) return failed(rel, "creating the whiteout", s.error());
+      else out_.whiteouts_as_files = true;  // no mknod here: the OCI form instead
     }
   }
-  bool unused;
-  if (auto w = make_room(rel, parent, leaf, false, &unused)) return w;
-  auto fd = open_at(parent, leaf, O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (!fd) return failed(rel, "creating", fd.error());
+  if (made == leaf) {
+    bool unused;
+    if (auto w = make_room(rel, parent, leaf, false, &unused)) return w;
+    auto fd = open_at(parent, leaf, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    if (!fd) return failed(rel, "creating", fd.error());
+  }
+  // Owner and time as the archive says, so a re-commit gives the same bytes.
+  if (auto s = chown_at(parent, made, archive_entry_uid(e), archive_entry_gid(e)); !s) {
+    if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
+    ++out_.owners_skipped;
+  }
+  if (!archive_entry_mtime_is_set(e)) return std::nullopt;
+  struct timespec times[2] = {{0, UTIME_OMIT},
+                              {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+  if (auto s = set_times_at(parent, made, times); !s)
+    return failed(rel, "setting times", s.error());
   return std::nullopt;
 }
 
