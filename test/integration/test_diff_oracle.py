@@ -117,7 +117,7 @@ def write(path, data, mtime=None):
 def build_lowers(top, bottom):
     """Two lowers (bottom holds most; top adds, deletes, shadows)."""
     b = os.fsencode(bottom)
-    for name in ["passwd", "motd", "hostname", "touched", "chmodded", "chowned",
+    for name in ["passwd", "motd", "timezone", "touched", "chmodded", "chowned",
                  "rdwr", "samecontent", "appendme", "renameme", "old"]:
         write(os.path.join(bottom, "etc", name), f"{name} v1\n".encode())
     for rel in ["d/a", "d/b", "d/s/deep", "opt/tool/bin", "opt/tool/lib/x",
@@ -147,8 +147,8 @@ def user_actions(m):
     write(j("d/tmp"), b"t")
     os.unlink(j("d/tmp"))
     write(j("newdir/sub/f"), b"f")                 # a new dir
-    os.unlink(j("etc/hostname"))                   # file -> dir
-    write(j("etc/hostname/part"), b"p")
+    os.unlink(j("etc/timezone"))                   # file -> dir
+    write(j("etc/timezone/part"), b"p")
     shutil.rmtree(j("opt/tool"))                   # dir -> file
     write(j("opt/tool"), b"now a file")
     os.utime(j("etc/touched"))                     # touch only
@@ -266,8 +266,8 @@ def check_one(d, name, mount):
             print(f"{label}: {len(expected)} changes checked")
     # Spot checks of the rules the actions were chosen for.
     must = {(b"/etc/motd", "D"), (b"/d/b", "D"), (b"/d/s", "D"), (b"/gone", "D"),
-            (b"/newdir/sub/f", "A"), (b"/etc/hostname", "C"),
-            (b"/etc/hostname/part", "A"), (b"/opt/tool", "C"), (b"/link", "C"),
+            (b"/newdir/sub/f", "A"), (b"/etc/timezone", "C"),
+            (b"/etc/timezone/part", "A"), (b"/opt/tool", "C"), (b"/link", "C"),
             (b"/usr/bin/tool2", "A"), (b"/new-\xfe", "A"), (b"/caf\xe9", "D")}
     never = {b"/etc/rdwr", b"/usr/bin/tool", b"/d/s/deep", b"/gone/y", b"/", b"/keep"}
     got = set(plain)
