@@ -266,21 +266,24 @@ LayerWalker::Failure LayerWalker::copy_data(int dirfd, const std::string& name,
                                           uint64_t size) {
   auto fd = open_at(dirfd, name, O_RDONLY);
   if (!fd) return failed(path, fd.error());
+  // Each read asks for one byte more than is left, so a file that grew is
+  // noticed without another syscall (a regular file reads short at its end).
   uint64_t off = 0;
-  while (off < size) {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), size - off));
+  for (;;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), size - off + 1));
     auto n = pread_at(fd->get(), buf_.data(), want, static_cast<off_t>(off));
     if (!n) return failed(path, n.error());
-    if (*n == 0) return fmt::format("{}: file shrank while being read", path);
+    if (off + *n > size) return fmt::format("{}: file grew while being read", path);
+    if (*n == 0) {
+      if (off < size) return fmt::format("{}: file shrank while being read", path);
+      break;
+    }
     if (auto s = w_.data(buf_.data(), *n); !s) return write_failed(path, s.error());
     off += *n;
     done_ += *n;
     if (progress_) progress_(done_);
+    if (off == size && *n < want) break;  // the short read was the end
   }
-  char extra;
-  auto n = pread_at(fd->get(), &extra, 1, static_cast<off_t>(size));
-  if (!n) return failed(path, n.error());
-  if (*n) return fmt::format("{}: file grew while being read", path);
   return std::nullopt;
 }
 

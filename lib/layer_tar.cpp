@@ -5,7 +5,12 @@
 #include <archive_entry.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #include "apply_sys.h"
 #include "digest.h"
@@ -84,23 +89,50 @@ bool is_layer_private_xattr(std::string_view name) {
          name == "system.nfs4acl";
 }
 
+// Two stages: the caller's thread reads files and lets libarchive format
+// the tar; a worker thread hashes, compresses and writes it. They meet in a
+// bounded queue of chunks, so hashing and compression overlap the reads.
 struct LayerTarWriter::Impl {
+  static constexpr size_t kQueueDepth = 4;
+
   int out_fd = -1;
   Compression compression = Compression::kNone;
+  // Used by the worker only (and by finish() after joining it).
   Sha256 diff_id, digest;
   uint64_t written = 0;
   int sink_error = 0;  // errno of the first failed write to out_fd
-  bool abandoned = false;  // torn down unfinished: write nothing more
-  ArchivePtr compressor, tar;  // tar feeds compressor: freed first
+  std::string stage_message;
+  ArchivePtr compressor;
+  // Used by the caller's thread only.
+  ArchivePtr tar;
   EntryPtr entry{archive_entry_new()};
+  std::atomic<bool> abandoned{false};  // torn down unfinished: write nothing
+
+  std::mutex mu;  // guards the four below; a leaf lock
+  std::condition_variable cv;
+  std::deque<std::vector<char>> queue;
+  std::vector<std::vector<char>> spare;
+  bool closed = false;        // no more chunks will come
+  bool stage_failed = false;  // the worker hit an error: stop producing
+  std::thread worker;
 
   ~Impl() {
     abandoned = true;
+    stop_worker();
     tar.reset();
     compressor.reset();
   }
 
-  // Bytes leaving the last stage: hashed as the digest and written out.
+  void stop_worker() {
+    {
+      std::lock_guard l(mu);
+      closed = true;
+    }
+    cv.notify_all();
+    if (worker.joinable()) worker.join();
+  }
+
+  // Worker: bytes leaving the last stage, hashed as the digest and written.
   bool emit(const void* buf, size_t len) {
     if (abandoned) return false;
     if (compressor) digest.update(buf, len);  // else the DiffID is the digest
@@ -113,13 +145,62 @@ struct LayerTarWriter::Impl {
     return true;
   }
 
-  // Bytes of the uncompressed tar: hashed as the DiffID, then compressed.
+  // Worker: one chunk of the tar, hashed as the DiffID, then compressed.
+  bool process(const std::vector<char>& chunk) {
+    diff_id.update(chunk.data(), chunk.size());
+    if (!compressor) return emit(chunk.data(), chunk.size());
+    if (archive_write_data(compressor.get(), chunk.data(), chunk.size()) ==
+        static_cast<la_ssize_t>(chunk.size()))
+      return true;
+    const char* why = archive_error_string(compressor.get());
+    stage_message = why ? why : "";
+    return false;
+  }
+
+  void run_worker() {
+    for (;;) {
+      std::vector<char> chunk;
+      {
+        std::unique_lock l(mu);
+        cv.wait(l, [&] { return !queue.empty() || closed; });
+        if (queue.empty()) break;
+        chunk = std::move(queue.front());
+        queue.pop_front();
+      }
+      bool ok = !abandoned && process(chunk);
+      {
+        std::lock_guard l(mu);
+        if (!ok) stage_failed = true;
+        spare.push_back(std::move(chunk));
+      }
+      cv.notify_all();
+    }
+    std::lock_guard l(mu);
+    if (compressor && !stage_failed && !abandoned &&
+        archive_write_close(compressor.get()) != ARCHIVE_OK) {
+      const char* why = archive_error_string(compressor.get());
+      stage_message = why ? why : "";
+      stage_failed = true;
+    }
+  }
+
+  // Caller's thread: bytes of the tar, handed to the worker.
   bool tar_bytes(const void* buf, size_t len) {
     if (abandoned) return false;
-    diff_id.update(buf, len);
-    if (!compressor) return emit(buf, len);
-    return archive_write_data(compressor.get(), buf, len) ==
-           static_cast<la_ssize_t>(len);
+    auto* p = static_cast<const char*>(buf);
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return queue.size() < kQueueDepth || stage_failed; });
+    if (stage_failed) return false;
+    std::vector<char> chunk;
+    if (!spare.empty()) {
+      chunk = std::move(spare.back());
+      spare.pop_back();
+    }
+    chunk.assign(p, p + len);
+    queue.push_back(std::move(chunk));
+    l.unlock();
+    cv.notify_all();
+    return true;
   }
 
   static la_ssize_t on_tar(archive*, void* self, const void* buf, size_t len) {
@@ -175,6 +256,8 @@ Result<std::unique_ptr<LayerTarWriter>> LayerTarWriter::open(int out_fd,
   if (archive_write_open2(t, impl.get(), nullptr, &Impl::on_tar, nullptr,
                           nullptr) != ARCHIVE_OK)
     return Error{EIO};
+  Impl* raw = impl.get();
+  impl->worker = std::thread([raw] { raw->run_worker(); });
   return std::unique_ptr<LayerTarWriter>(new LayerTarWriter(std::move(impl)));
 }
 
@@ -217,16 +300,16 @@ Status LayerTarWriter::data(const void* buf, size_t len) {
 }
 
 Result<LayerDigests> LayerTarWriter::finish() {
-  auto fail = [this](archive* a) -> Error {
-    const char* why = archive_error_string(a);
+  bool closed_ok = archive_write_close(impl_->tar.get()) == ARCHIVE_OK;
+  if (!closed_ok) {
+    const char* why = archive_error_string(impl_->tar.get());
     error_ = why ? why : "";
+  }
+  impl_->stop_worker();  // drains the queue, then closes the compressor
+  if (impl_->stage_failed || !closed_ok) {
+    if (!impl_->stage_message.empty()) error_ = impl_->stage_message;
     return Error{impl_->sink_error ? impl_->sink_error : EIO};
-  };
-  if (archive_write_close(impl_->tar.get()) != ARCHIVE_OK)
-    return fail(impl_->tar.get());
-  if (impl_->compressor &&
-      archive_write_close(impl_->compressor.get()) != ARCHIVE_OK)
-    return fail(impl_->compressor.get());
+  }
   LayerDigests d;
   d.diff_id = impl_->diff_id.finish();
   d.digest = impl_->compressor ? impl_->digest.finish() : d.diff_id;
