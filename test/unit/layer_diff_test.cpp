@@ -13,33 +13,18 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "temp_tree.h"
+#include "upper_fixture.h"
 
 using namespace lfs;
 using lfs::test::ScopedTempDir;
 
 namespace {
 
-struct Layers {
-  ScopedTempDir tmp;
-  std::string upper = tmp / "upper";
-  std::string lower1 = tmp / "lower1";
-  std::string lower2 = tmp / "lower2";
-
-  Layers() {
-    test::make_dirs(upper);
-    test::make_dirs(lower1);
-    test::make_dirs(lower2);
-  }
-  std::string up(const std::string& rel) const { return upper + "/" + rel; }
-  std::string lo(const std::string& rel) const { return lower1 + "/" + rel; }
-  std::string lo2(const std::string& rel) const { return lower2 + "/" + rel; }
-
+struct Layers : test::UpperFixture {
   // The diff as "K /path" lines.
   std::string diff(bool content = false) const {
     LayerPair pair;
-    auto err = LayerPair::open({lower1, lower2}, upper, pair);
-    REQUIRE_FALSE(err);
+    open(pair);
     std::vector<Change> changes;
     DiffOptions options;
     options.content = content;
@@ -137,8 +122,7 @@ TEST_CASE("rm -rf of a lower dir is one D at the top of the subtree") {
 TEST_CASE("rm -rf of a lower dir then mkdir: hidden lower children are D") {
   Layers l;
   base_lower(l);
-  test::make_dirs(l.up("d"));
-  test::write_file(l.up("d/.wh..wh..opq"), "");
+  l.opaque_dir("d");
   make_file(l.up("d/new"), "n");
   // D for the top level of the hidden lower dir only (s, not s/deep).
   CHECK(l.diff() == "C /d\nD /d/a\nD /d/b\nA /d/new\nD /d/s\n");
@@ -147,8 +131,7 @@ TEST_CASE("rm -rf of a lower dir then mkdir: hidden lower children are D") {
 TEST_CASE("an opaque dir re-creating a lower name compares it by path") {
   Layers l;
   base_lower(l);
-  test::make_dirs(l.up("d"));
-  test::write_file(l.up("d/.wh..wh..opq"), "");
+  l.opaque_dir("d");
   copy_up(l.lo("d/a"), l.up("d/a"));  // same stat as the hidden one
   make_file(l.up("d/b"), "bb");       // differs
   CHECK(l.diff() == "C /d\nC /d/b\nD /d/s\n");
@@ -157,8 +140,7 @@ TEST_CASE("an opaque dir re-creating a lower name compares it by path") {
 TEST_CASE("a whiteout inside an opaque dir adds nothing of its own") {
   Layers l;
   base_lower(l);
-  test::make_dirs(l.up("d"));
-  test::write_file(l.up("d/.wh..wh..opq"), "");
+  l.opaque_dir("d");
   make_file(l.up("d/.wh.a"), "");        // hidden anyway
   make_file(l.up("d/.wh.absent"), "");   // hides nothing
   CHECK(l.diff() == "C /d\nD /d/a\nD /d/b\nD /d/s\n");
@@ -422,8 +404,7 @@ TEST_CASE("every opaque-dir form hides the lower dir's children") {
 TEST_CASE("an opaque dir with nothing below it is plain A") {
   Layers l;
   base_lower(l);
-  test::make_dirs(l.up("fresh"));
-  test::write_file(l.up("fresh/.wh..wh..opq"), "");
+  l.opaque_dir("fresh");
   make_file(l.up("fresh/f"), "f");
   CHECK(l.diff() == "A /fresh\nA /fresh/f\n");
 }

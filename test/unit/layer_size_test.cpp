@@ -8,29 +8,17 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
-#include "temp_tree.h"
+#include "upper_fixture.h"
 
 using namespace lfs;
 using lfs::test::ScopedTempDir;
 
 namespace {
 
-struct Layers {
-  ScopedTempDir tmp;
-  std::string upper = tmp / "upper";
-  std::string lower = tmp / "lower";
-
-  Layers() {
-    test::make_dirs(upper);
-    test::make_dirs(lower);
-  }
-  std::string up(const std::string& rel) const { return upper + "/" + rel; }
-  std::string lo(const std::string& rel) const { return lower + "/" + rel; }
-
+struct Layers : test::UpperFixture {
   LayerUsage measure(size_t top = 0) const {
     LayerPair pair;
-    auto err = LayerPair::open({lower}, upper, pair);
-    REQUIRE_FALSE(err);
+    open(pair);
     LayerUsage usage;
     SizeOptions options;
     options.top = top;
@@ -145,11 +133,11 @@ TEST_CASE("the lowers' sizes make the virtual size, each inode once") {
   test::write_file(l.lo("d/e/f"), bytes(234));
   REQUIRE(::link(l.lo("a").c_str(), l.lo("d/a2").c_str()) == 0);
   uint64_t size = 0;
-  REQUIRE_FALSE(measure_tree(l.lower, size));
+  REQUIRE_FALSE(measure_tree(l.lower1, size));
   CHECK(size == 1234);
   TreeSizes trees;
   uint64_t total = 0;
-  REQUIRE_FALSE(trees.total_of({l.lower, l.lower}, total));
+  REQUIRE_FALSE(trees.total_of({l.lower1, l.lower1}, total));
   CHECK(total == 2468);  // per layer, as docker sums image layers
   auto failure = measure_tree(l.tmp / "missing", size);
   REQUIRE(failure);
