@@ -60,6 +60,10 @@ class Unpacker {
                    const std::string& leaf, mode_t type);
   Failure set_xattrs(archive_entry* e, const std::string& rel, int fd,
                      const std::string& leaf, bool via_fd);
+  // A failed chown is counted when not permitted here, fatal otherwise.
+  Failure owner_result(const std::string& rel, const Status& s);
+  // Xattrs and owner of directory `rel` now; its mode and times at the end.
+  Failure dir_meta(archive_entry* e, const std::string& rel, int dir_fd);
   // The directory `rel` beneath the root, created (0755) if missing.
   Result<std::shared_ptr<Fd>> dir(const std::string& rel, Failure& why);
   Failure finish_dirs();
@@ -154,16 +158,7 @@ Failure Unpacker::entry(LayerReader& reader, archive_entry* e,
     if (link || type != AE_IFDIR)
       return std::string("the archive changes the type of the root (only a "
                          "directory may stand for '.')");
-    if (auto why = set_xattrs(e, rel, root_, "", false)) return why;
-    auto s = chown_at(root_, "", archive_entry_uid(e), archive_entry_gid(e));
-    if (!s) {
-      if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
-      ++out_.owners_skipped;
-    }
-    dirs_.push_back(DirMeta{rel, static_cast<mode_t>(archive_entry_perm(e)),
-                            archive_entry_mtime_is_set(e) != 0,
-                            {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}});
-    return std::nullopt;
+    return dir_meta(e, rel, root_);
   }
   auto [parent_rel, leaf] = split_parent(rel);
   // A whiteout name may only be a leaf; as a directory it would be a marker.
@@ -219,19 +214,9 @@ Failure Unpacker::entry(LayerReader& reader, archive_entry* e,
   if (type == AE_IFDIR) {
     // Children may follow: forget a cached fd for this path's old inode.
     if (cached_rel_ == rel) cached_fd_.reset();
-    Failure dir_why;
     auto fd = open_at(pfd, leaf, O_PATH | O_DIRECTORY);
     if (!fd) return failed(rel, "opening", fd.error());
-    if (auto w = set_xattrs(e, rel, fd->get(), "", false)) return w;
-    auto c = chown_at(pfd, leaf, archive_entry_uid(e), archive_entry_gid(e));
-    if (!c) {
-      if (!is_refusal(c.error())) return failed(rel, "chown", c.error());
-      ++out_.owners_skipped;
-    }
-    dirs_.push_back(DirMeta{rel, static_cast<mode_t>(archive_entry_perm(e)),
-                            archive_entry_mtime_is_set(e) != 0,
-                            {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}});
-    return std::nullopt;
+    return dir_meta(e, rel, fd->get());
   }
   return set_meta(e, rel, pfd, leaf, type);
 }
@@ -286,10 +271,9 @@ Failure Unpacker::whiteout(archive_entry* e, const std::string& rel, int parent,
     if (!fd) return failed(rel, "creating", fd.error());
   }
   // Owner and time as the archive says, so a re-commit gives the same bytes.
-  if (auto s = chown_at(parent, made, archive_entry_uid(e), archive_entry_gid(e)); !s) {
-    if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
-    ++out_.owners_skipped;
-  }
+  if (auto w = owner_result(rel, chown_at(parent, made, archive_entry_uid(e),
+                                          archive_entry_gid(e))))
+    return w;
   if (!archive_entry_mtime_is_set(e)) return std::nullopt;
   struct timespec times[2] = {{0, UTIME_OMIT},
                               {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
@@ -334,10 +318,9 @@ Failure Unpacker::regular(LayerReader& reader, archive_entry* e,
     // A sparse file's trailing hole.
     if (auto s = truncate_fd(fd->get(), size); !s) return failed(rel, "truncate", s.error());
   }
-  if (auto s = chown_fd(fd->get(), archive_entry_uid(e), archive_entry_gid(e)); !s) {
-    if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
-    ++out_.owners_skipped;
-  }
+  if (auto w = owner_result(rel, chown_fd(fd->get(), archive_entry_uid(e),
+                                          archive_entry_gid(e))))
+    return w;
   if (auto s = chmod_fd(fd->get(), archive_entry_perm(e) & 07777); !s)
     return failed(rel, "chmod", s.error());
   if (auto w = set_xattrs(e, rel, fd->get(), "", true)) return w;
@@ -377,10 +360,9 @@ Failure Unpacker::hardlink(archive_entry* e, const std::string& rel, int parent,
 
 Failure Unpacker::set_meta(archive_entry* e, const std::string& rel, int parent,
                            const std::string& leaf, mode_t type) {
-  if (auto s = chown_at(parent, leaf, archive_entry_uid(e), archive_entry_gid(e)); !s) {
-    if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
-    ++out_.owners_skipped;
-  }
+  if (auto w = owner_result(rel, chown_at(parent, leaf, archive_entry_uid(e),
+                                          archive_entry_gid(e))))
+    return w;
   if (type != AE_IFLNK) {
     if (auto s = chmod_at(parent, leaf, archive_entry_perm(e) & 07777); !s)
       return failed(rel, "chmod", s.error());
@@ -391,6 +373,24 @@ Failure Unpacker::set_meta(archive_entry* e, const std::string& rel, int parent,
   if (!archive_entry_mtime_is_set(e)) return std::nullopt;
   if (auto s = set_times_at(parent, leaf, times); !s)
     return failed(rel, "setting times", s.error());
+  return std::nullopt;
+}
+
+Failure Unpacker::owner_result(const std::string& rel, const Status& s) {
+  if (s) return std::nullopt;
+  if (!is_refusal(s.error())) return failed(rel, "chown", s.error());
+  ++out_.owners_skipped;
+  return std::nullopt;
+}
+
+Failure Unpacker::dir_meta(archive_entry* e, const std::string& rel, int dir_fd) {
+  if (auto w = set_xattrs(e, rel, dir_fd, "", false)) return w;
+  if (auto w = owner_result(rel, chown_at(dir_fd, "", archive_entry_uid(e),
+                                          archive_entry_gid(e))))
+    return w;
+  dirs_.push_back(DirMeta{rel, static_cast<mode_t>(archive_entry_perm(e)),
+                          archive_entry_mtime_is_set(e) != 0,
+                          {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}});
   return std::nullopt;
 }
 
