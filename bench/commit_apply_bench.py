@@ -12,6 +12,7 @@ layerctl also hashes the stream twice (DiffID, digest) and fsyncs its
 output before renaming it into place; tar does neither.
 
   bench/commit_apply_bench.py [--layerctl PATH] [--quick] [--runs N] [--dir D]
+                              [--upper EXISTING_UPPER]
 --quick: 5,000 files, ~64 MiB (a CI-size smoke run of the same steps).
 """
 import argparse
@@ -72,6 +73,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--dir", default=None, help="where to build the trees (default: $TMPDIR)")
+    ap.add_argument("--upper", default=None,
+                    help="use this existing upper instead of building one")
     args = ap.parse_args()
     layerctl = os.path.abspath(args.layerctl)
     if args.quick:
@@ -80,9 +83,15 @@ def main():
         files, large, large_size, small_max = 50_000, 48, 16 << 20, 16_000
     base = tempfile.mkdtemp(prefix="layerfs-bench-", dir=args.dir)
     try:
-        upper = os.path.join(base, "upper")
-        size = build_upper(upper, files, large, large_size, small_max)
-        nfiles = sum(len(f) for _, _, f in os.walk(upper))
+        if args.upper:
+            upper = os.path.abspath(args.upper)
+        else:
+            upper = os.path.join(base, "upper")
+            build_upper(upper, files, large, large_size, small_max)
+        nfiles, size = 0, 0
+        for dirpath, _, names in os.walk(upper):
+            nfiles += len(names)
+            size += sum(os.lstat(os.path.join(dirpath, n)).st_size for n in names)
         print(f"upper: {nfiles} files, {size / 2**30:.2f} GiB in {base}; best of {args.runs} "
               f"run(s), warm cache, {os.cpu_count()} CPUs")
         subprocess.run(["tar", "-C", upper, "-cf", "/dev/null", "."], check=True)  # warm

@@ -20,7 +20,7 @@ namespace lfs {
 
 namespace {
 
-constexpr size_t kReadChunk = 1 << 20;
+constexpr size_t kReadChunk = 128 << 10;
 
 // Xattrs that mean the upper's data or names live elsewhere: a layer
 // tarball cannot express them, so committing would silently lose data.

@@ -19,7 +19,7 @@ namespace lfs {
 
 namespace {
 
-constexpr size_t kBlockBytes = 1 << 20;
+constexpr size_t kBlockBytes = 128 << 10;  // small enough to stay in cache
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_write_free(a); }
@@ -93,7 +93,7 @@ bool is_layer_private_xattr(std::string_view name) {
 // the tar; a worker thread hashes, compresses and writes it. They meet in a
 // bounded queue of chunks, so hashing and compression overlap the reads.
 struct LayerTarWriter::Impl {
-  static constexpr size_t kQueueDepth = 4;
+  static constexpr size_t kQueueDepth = 16;
 
   int out_fd = -1;
   Compression compression = Compression::kNone;
