@@ -102,7 +102,9 @@ std::vector<std::string> fuse_arguments(const DaemonConfig& c, bool read_only) {
   if (c.debug) args.emplace_back("-d");
   std::string opts = "subtype=layerfs,fsname=" + escape_commas(c.source);
   opts += ",default_permissions";
-  if (geteuid() == 0) opts += ",allow_other";
+  // As kernel overlayfs: devices and set-id programs work in the stack
+  // when root mounts it (nodev / nosuid given later still win).
+  if (geteuid() == 0) opts += ",allow_other,dev,suid";
   if (read_only) opts += ",ro";
   for (const auto& o : c.fuse_options) opts += "," + escape_commas(o);
   args.emplace_back("-o");

@@ -39,7 +39,7 @@ bool parse_override(const std::string& text, uint32_t& uid, uint32_t& gid,
 
 // The st_ino a copied-up entry keeps (its origin marker), if any.
 std::optional<uint64_t> origin_ino(int dir, const std::string& name) {
-  for (const char* attr : {"trusted.layerfs.origin", "user.layerfs.origin"}) {
+  for (const char* attr : {"trusted.overlay.layerfs.origin", "user.overlay.layerfs.origin"}) {
     auto v = get_xattr_at(dir, name, attr);
     if (!v) continue;
     uint64_t ino = 0;

@@ -16,8 +16,8 @@ constexpr const char* kWhiteoutXattrs[] = {"trusted.overlay.whiteout",
                                            "user.overlay.whiteout"};
 constexpr const char* kRedirectXattrs[] = {"trusted.overlay.redirect",
                                            "user.overlay.redirect"};
-constexpr const char* kImpureXattrs[] = {"trusted.layerfs.impure",
-                                         "user.layerfs.impure"};
+constexpr const char* kImpureXattrs[] = {"trusted.overlay.layerfs.impure",
+                                         "user.overlay.layerfs.impure"};
 
 bool ignorable(int e) {
   // ENOTSUP: no xattrs on the layer's filesystem; EPERM/EACCES: trusted.*
@@ -70,13 +70,13 @@ Result<DirMarks> read_dir_marks(int dirfd) {
 
 MarkerNames MarkerNames::trusted() {
   return {"trusted.overlay.opaque", "trusted.overlay.redirect",
-          "trusted.overlay.whiteout", "trusted.layerfs.origin",
-          "trusted.layerfs.impure"};
+          "trusted.overlay.whiteout", "trusted.overlay.layerfs.origin",
+          "trusted.overlay.layerfs.impure"};
 }
 
 MarkerNames MarkerNames::user() {
   return {"user.overlay.opaque", "user.overlay.redirect",
-          "user.overlay.whiteout", "user.layerfs.origin", "user.layerfs.impure"};
+          "user.overlay.whiteout", "user.overlay.layerfs.origin", "user.overlay.layerfs.impure"};
 }
 
 std::string_view whiteout_target(std::string_view name) {

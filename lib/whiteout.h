@@ -25,7 +25,7 @@ inline constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 struct DirMarks {
   bool opaque = false;           // nothing below shows through
   bool xattr_whiteouts = false;  // overlay.opaque=x: may hold xattr whiteouts
-  bool impure = false;           // holds copied-up entries (layerfs.impure)
+  bool impure = false;           // holds copied-up entries (overlay.layerfs.impure)
   std::string redirect;          // overlay.redirect: where lower layers are
 };
 

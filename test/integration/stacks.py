@@ -86,8 +86,13 @@ def common_content(top, mid, bottom):
     write(os.path.join(top, "home/user/.profile"), b"x", uid=1000, gid=1000)
 
 
-def build_kernel_form(base):
-    """Three layers (topmost first) with kernel-native markers."""
+def build_kernel_form(base, xattr_whiteouts=True):
+    """Three layers (topmost first) with kernel-native markers.
+
+    Without xattr_whiteouts the opaque=x dir is left out: kernel overlayfs
+    refuses rmdir (ENOTEMPTY) of a dir whose lower layer holds an xattr
+    whiteout even when the dir shows empty, a quirk layerfs does not copy.
+    """
     top, mid, bottom = (os.path.join(base, n) for n in ("top", "mid", "bottom"))
     for d in (top, mid, bottom):
         mkdir(d)
@@ -101,9 +106,10 @@ def build_kernel_form(base):
     write(os.path.join(top, "opt"), b"opt is a file now")  # file over a deleted dir
     # kernel 6.7+ xattr whiteouts: only inside a dir marked opaque=x
     mkdir(os.path.join(top, "var/log"))
-    os.setxattr(os.path.join(top, "var/log"), "trusted.overlay.opaque", b"x")
-    write(os.path.join(top, "var/log/old.log"), b"")
-    os.setxattr(os.path.join(top, "var/log/old.log"), "trusted.overlay.whiteout", b"")
+    if xattr_whiteouts:
+        os.setxattr(os.path.join(top, "var/log"), "trusted.overlay.opaque", b"x")
+        write(os.path.join(top, "var/log/old.log"), b"")
+        os.setxattr(os.path.join(top, "var/log/old.log"), "trusted.overlay.whiteout", b"")
     write(os.path.join(top, "var/log/new.log"), b"new")
     # (An empty file with the whiteout xattr outside an x dir is left out:
     # the kernel hides it on lookup yet lists it in readdir once any dir of
