@@ -27,7 +27,8 @@ import time
 
 def build_upper(root, files, large_files, large_size, small_max):
     rnd = random.Random(5)
-    filler = b"layerfs commit bench: the quick brown fox jumps over the lazy dog\n" * 4096
+    # Longer than the repetitive half of any block written below.
+    filler = b"layerfs commit bench: the quick brown fox jumps over the lazy dog\n" * 16384
     total = 0
     os.makedirs(root)
     for i in range(large_files):
@@ -39,6 +40,7 @@ def build_upper(root, files, large_files, large_size, small_max):
                 n = min(left, 1 << 20)
                 f.write(os.urandom(n // 2) + filler[: n - n // 2])
                 left -= n
+        assert os.path.getsize(os.path.join(d, f"blob{i}.bin")) == large_size
         total += large_size
     for i in range(files - large_files):
         d = os.path.join(root, "small", f"d{i // 500}")
