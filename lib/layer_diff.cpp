@@ -96,9 +96,9 @@ class DiffVisitor : public UpperVisitor {
     if (S_ISLNK(e.st.st_mode)) {
       auto old_target = lowers_.readlink(e.lower);
       if (!old_target) return Error{old_target.error()};
-      auto new_target = read_link_at(e.parent_fd, e.name);
-      if (!new_target) return Error{new_target.error()};
-      if (*old_target != *new_target) return true;
+      auto target = new_target(e);
+      if (!target) return Error{target.error()};
+      if (*old_target != *target) return true;
     }
     if (S_ISDIR(e.st.st_mode) || same_fs_time(below.st_mtim, e.st.st_mtim))
       return false;
@@ -109,22 +109,37 @@ class DiffVisitor : public UpperVisitor {
   Result<bool> capabilities_differ(const UpperEntry& e) {
     auto old_caps = optional_xattr(lowers_.getxattr(e.lower, kCapabilityXattr));
     if (!old_caps) return Error{old_caps.error()};
-    auto new_caps =
-        optional_xattr(get_xattr_at(e.parent_fd, e.name, kCapabilityXattr));
+    auto new_caps = optional_xattr(
+        e.in_upper() ? get_xattr_at(e.parent_fd, e.name, kCapabilityXattr)
+                     : lowers_.getxattr(e.through, kCapabilityXattr));
     if (!new_caps) return Error{new_caps.error()};
     return *old_caps != *new_caps;
+  }
+
+  Result<std::string> new_target(const UpperEntry& e) {
+    return e.in_upper() ? read_link_at(e.parent_fd, e.name)
+                        : lowers_.readlink(e.through);
+  }
+
+  Result<uint64_t> new_hash(const UpperEntry& e) {
+    if (!e.in_upper()) {
+      auto fd = lowers_.open(e.through, O_RDONLY);
+      if (!fd) return Error{fd.error()};
+      return hash_file(raw_fd(*fd));
+    }
+    auto fd = open_at(e.parent_fd, e.name, O_RDONLY);
+    if (!fd) return Error{fd.error()};
+    return hash_file(fd->get());
   }
 
   Result<bool> contents_differ(const UpperEntry& e) {
     auto old_fd = lowers_.open(e.lower, O_RDONLY);
     if (!old_fd) return Error{old_fd.error()};
-    auto new_fd = open_at(e.parent_fd, e.name, O_RDONLY);
-    if (!new_fd) return Error{new_fd.error()};
     auto old_hash = hash_file(raw_fd(*old_fd));
     if (!old_hash) return Error{old_hash.error()};
-    auto new_hash = hash_file(new_fd->get());
-    if (!new_hash) return Error{new_hash.error()};
-    return *old_hash != *new_hash;
+    auto hash = new_hash(e);
+    if (!hash) return Error{hash.error()};
+    return *old_hash != *hash;
   }
 
   MergedFs& lowers_;

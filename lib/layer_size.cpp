@@ -35,6 +35,7 @@ class SizeVisitor : public UpperVisitor {
   explicit SizeVisitor(bool keep_paths) : keep_paths_(keep_paths) {}
 
   Status entry(const UpperEntry& e) override {
+    if (!e.in_upper()) return {};  // shown from below: not in this layer
     const bool copied_up = e.lower != nullptr;
     if (S_ISDIR(e.st.st_mode)) {
       if (keep_paths_) paths_.emplace(e.path, PathUsage{e.path, 0, 0, true, copied_up});

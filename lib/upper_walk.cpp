@@ -70,17 +70,24 @@ class Walker {
   Walker(LayerPair& layers, UpperVisitor& visitor)
       : layers_(layers), fs_(layers.lowers()), visitor_(visitor) {}
 
-  // Visits the upper directory `fd` at `path`; `lower` is the same path in
-  // the lowers' view when it is a directory there, else nullptr.
-  std::optional<WalkFailure> visit_dir(int fd, const std::string& path,
-                                       Node* lower) {
+  // Visits the upper directory `fd` at `path`. `below` is the same path in
+  // the lowers' view when it is a directory there; `origin` the lowers' dir
+  // that shows through it unless it says otherwise (its name under the
+  // parent's origin), `parent_source` the parent's (for relative redirects).
+  std::optional<WalkFailure> visit_upper_dir(int fd, const std::string& path,
+                                             Node* below, Node* origin,
+                                             Node* parent_source) {
     UpperDir dir;
     if (auto f = read_upper_dir(fd, path, dir)) return f;
-    for (const RealEntry& e : dir.reals)
-      if (auto f = visit_entry(fd, path, e, lower)) return f;
-    if (!lower) return std::nullopt;
-    return dir.marks.opaque ? report_opaque(path, dir, lower)
-                            : report_whiteouts(path, dir, lower);
+    Node* source = origin;
+    if (dir.marks.opaque) {
+      source = nullptr;
+    } else if (!dir.marks.redirect.empty()) {
+      auto r = follow_redirect(dir.marks.redirect, parent_source);
+      if (!r) return lower_failure(path, r.error());
+      source = *r;
+    }
+    return visit_contents(fd, path, dir, below, source);
   }
 
  private:
@@ -89,6 +96,23 @@ class Walker {
   }
   static WalkFailure lower_failure(const std::string& path, int code) {
     return WalkFailure{"lowers: " + path, code};
+  }
+
+  // The entries of one directory of the new view: the upper's own (if
+  // any), those that show through from a `source` other than `below`, and
+  // the names of `below` that are hidden.
+  std::optional<WalkFailure> visit_contents(int fd, const std::string& path,
+                                            const UpperDir& dir, Node* below,
+                                            Node* source) {
+    for (const RealEntry& e : dir.reals)
+      if (auto f = visit_entry(fd, path, e, below, source)) return f;
+    std::vector<std::string> through;
+    if (source && source != below) {
+      if (auto f = visit_through(path, dir, below, source, through)) return f;
+    }
+    if (!below) return std::nullopt;
+    if (source == below) return report_whiteouts(path, dir, below);
+    return report_hidden(path, dir, through, below);
   }
 
   std::optional<WalkFailure> read_upper_dir(int fd, const std::string& path,
@@ -126,47 +150,125 @@ class Walker {
   // Looks `name` up below; an absent name gives {nullptr, _}.
   Result<std::pair<Node*, struct stat>> lookup_below(Node* lower,
                                                      const std::string& name) {
+    if (!lower) return std::pair<Node*, struct stat>{nullptr, {}};
     auto r = fs_.lookup(lower, name);
-    if (!r && r.error() == ENOENT)
+    if (!r && (r.error() == ENOENT || r.error() == ENOTDIR))
       return std::pair<Node*, struct stat>{nullptr, {}};
     return r;
   }
 
-  std::optional<WalkFailure> visit_entry(int fd, const std::string& parent,
-                                         const RealEntry& e, Node* lower) {
-    const std::string path = child_path(parent, e.name);
-    Node* below = nullptr;
-    struct stat below_st {};
-    if (lower) {
-      auto r = lookup_below(lower, e.name);
-      if (!r) return lower_failure(path, r.error());
-      below = r->first;
-      below_st = r->second;
+  // The lowers' directory a redirect names: "/a/b" from the root, "name"
+  // beside the parent's own origin; nullptr when there is none. The node
+  // stays held until the walk ends.
+  Result<Node*> follow_redirect(const std::string& redirect, Node* parent_source) {
+    Node* at = parent_source;
+    std::string rest = redirect;
+    if (!rest.empty() && rest[0] == '/') at = fs_.root();
+    for (size_t pos = 0; at && pos <= rest.size();) {
+      size_t slash = std::min(rest.find('/', pos), rest.size());
+      std::string part = rest.substr(pos, slash - pos);
+      pos = slash + 1;
+      if (part.empty()) continue;
+      auto r = lookup_below(at, part);
+      if (!r) return Error{r.error()};
+      at = r->first && S_ISDIR(r->second.st_mode) ? r->first : nullptr;
     }
-    auto result = visit_entry_with(fd, path, e, below, below_st);
-    if (below) fs_.forget(below, 1);
+    return at;
+  }
+
+  std::optional<WalkFailure> visit_entry(int fd, const std::string& parent,
+                                         const RealEntry& e, Node* below_dir,
+                                         Node* source) {
+    const std::string path = child_path(parent, e.name);
+    auto below = lookup_below(below_dir, e.name);
+    if (!below) return lower_failure(path, below.error());
+    auto [node, below_st] = *below;
+    Node* below_child = node && S_ISDIR(below_st.st_mode) ? node : nullptr;
+    Node* origin = below_child;  // where the lowers show through this dir
+    if (source != below_dir && S_ISDIR(e.st.st_mode)) {
+      auto o = lookup_below(source, e.name);
+      if (!o) return lower_failure(path, o.error());
+      origin = o->first && S_ISDIR(o->second.st_mode) ? o->first : nullptr;
+    }
+    UpperEntry entry{path, fd, e.name, e.st, nullptr, node, node ? &below_st : nullptr};
+    auto result = visit_one(entry, [&]() -> std::optional<WalkFailure> {
+      auto child = open_at(fd, e.name, O_PATH | O_DIRECTORY);
+      if (!child) return upper_failure(path, child.error());
+      return visit_upper_dir(child->get(), path, below_child, origin, source);
+    });
+    if (node) fs_.forget(node, 1);
     return result;
   }
 
-  std::optional<WalkFailure> visit_entry_with(int fd, const std::string& path,
-                                              const RealEntry& e, Node* below,
-                                              const struct stat& below_st) {
-    UpperEntry entry{path, fd, e.name, e.st, below, below ? &below_st : nullptr};
-    if (auto s = visitor_.entry(entry); !s) return upper_failure(path, s.error());
-    if (!S_ISDIR(e.st.st_mode)) return std::nullopt;
-    auto child = open_at(fd, e.name, O_PATH | O_DIRECTORY);
-    if (!child) return upper_failure(path, child.error());
-    Node* lower_dir = below && S_ISDIR(below_st.st_mode) ? below : nullptr;
-    return visit_dir(child->get(), path, lower_dir);
+  // Reports `entry` and, for a directory, walks it with `visit_children`.
+  template <class Children>
+  std::optional<WalkFailure> visit_one(const UpperEntry& entry,
+                                       Children&& visit_children) {
+    if (auto s = visitor_.entry(entry); !s) {
+      return entry.in_upper() ? upper_failure(entry.path, s.error())
+                              : lower_failure(entry.path, s.error());
+    }
+    if (!S_ISDIR(entry.st.st_mode)) return std::nullopt;
+    return visit_children();
   }
 
-  // An opaque upper dir hides every lower child it does not itself hold.
-  std::optional<WalkFailure> report_opaque(const std::string& path,
-                                           const UpperDir& dir, Node* lower) {
-    auto listing = fs_.listing(lower);
+  // Entries of `source` that show through (a redirected dir, or a dir that
+  // only the lowers hold below one): new at this path unless `below` has
+  // the same. Their names are added to `through`.
+  std::optional<WalkFailure> visit_through(const std::string& path,
+                                           const UpperDir& dir, Node* below,
+                                           Node* source,
+                                           std::vector<std::string>& through) {
+    auto listing = fs_.listing(source);
     if (!listing) return lower_failure(path, listing.error());
     for (const MergedEntry& e : **listing) {
-      if (dir.has_real(e.name)) continue;
+      if (dir.has_real(e.name) ||
+          std::binary_search(dir.whiteouts.begin(), dir.whiteouts.end(), e.name))
+        continue;
+      through.push_back(e.name);
+      if (auto f = visit_through_entry(path, e.name, below, source)) return f;
+    }
+    std::sort(through.begin(), through.end());
+    return std::nullopt;
+  }
+
+  std::optional<WalkFailure> visit_through_entry(const std::string& parent,
+                                                 const std::string& name,
+                                                 Node* below_dir, Node* source) {
+    const std::string path = child_path(parent, name);
+    auto shown = lookup_below(source, name);
+    if (!shown) return lower_failure(path, shown.error());
+    auto [shown_node, shown_st] = *shown;
+    if (!shown_node) return std::nullopt;  // gone meanwhile
+    auto below = lookup_below(below_dir, name);
+    if (!below) {
+      fs_.forget(shown_node, 1);
+      return lower_failure(path, below.error());
+    }
+    auto [node, below_st] = *below;
+    UpperEntry entry{path, -1, name, shown_st, shown_node, node,
+                     node ? &below_st : nullptr};
+    auto result = visit_one(entry, [&]() -> std::optional<WalkFailure> {
+      Node* below_child = node && S_ISDIR(below_st.st_mode) ? node : nullptr;
+      return visit_contents(-1, path, UpperDir{}, below_child, shown_node);
+    });
+    if (node) fs_.forget(node, 1);
+    fs_.forget(shown_node, 1);
+    return result;
+  }
+
+  // `below`'s entries that the new view does not have: all of an opaque
+  // dir's, or those a redirect left behind.
+  std::optional<WalkFailure> report_hidden(const std::string& path,
+                                           const UpperDir& dir,
+                                           const std::vector<std::string>& through,
+                                           Node* below) {
+    auto listing = fs_.listing(below);
+    if (!listing) return lower_failure(path, listing.error());
+    for (const MergedEntry& e : **listing) {
+      if (dir.has_real(e.name) ||
+          std::binary_search(through.begin(), through.end(), e.name))
+        continue;
       auto s = visitor_.hidden(child_path(path, e.name));
       if (!s) return lower_failure(child_path(path, e.name), s.error());
     }
@@ -199,7 +301,8 @@ class Walker {
 
 std::optional<WalkFailure> walk_upper(LayerPair& layers, UpperVisitor& visitor) {
   Walker walker(layers, visitor);
-  return walker.visit_dir(layers.upper_fd(), "/", layers.lowers().root());
+  Node* root = layers.lowers().root();
+  return walker.visit_upper_dir(layers.upper_fd(), "/", root, root, root);
 }
 
 }  // namespace lfs

@@ -8,7 +8,10 @@
 // lower dir, the top-level listing of that lower dir. Nothing else of the
 // lowers is read. Whiteouts of every form (char 0/0, ".wh.NAME", xattr
 // whiteouts in an `opaque=x` dir) are reported as the lower names they
-// hide. This is the shared engine of `layerctl diff` and `layerctl size`.
+// hide. A directory renamed with an overlay redirect shows its lower
+// origin's entries at its new path: those are visited too (read from the
+// origin below), since they are new at that path. This is the shared
+// engine of `layerctl diff` and `layerctl size`.
 // Not thread-safe: a LayerPair serves one walk at a time.
 #pragma once
 
@@ -46,24 +49,29 @@ class LayerPair {
   std::unique_ptr<MergedFs> lowers_;
 };
 
-// One real (not whiteout) entry of the upper dir and its lower counterpart.
+// One entry of the new merged view that the upper dir makes (a real, not
+// whiteout, entry of the upper, or one shown through a redirected dir) and
+// the same path in the lowers' view.
 struct UpperEntry {
   const std::string& path;  // "/a/b", relative to the layer root
-  int parent_fd;            // the upper's parent directory (O_PATH)
+  int parent_fd;            // the upper's parent directory (O_PATH); -1 if through
   const std::string& name;  // name within parent_fd
-  const struct stat& st;    // the entry in the upper
+  const struct stat& st;    // the entry as the new view shows it
+  Node* through;            // not in the upper: shown from this lowers' node
   Node* lower;              // same path in the lowers' view; nullptr if absent
   const struct stat* lower_st;  // its stat; nullptr if absent
+
+  bool in_upper() const { return through == nullptr; }
 };
 
 // Receives the walk's findings; a failed Status stops the walk.
 class UpperVisitor {
  public:
   virtual ~UpperVisitor() = default;
-  // A real entry of the upper dir (never the root), parents first.
+  // An entry of the new view (never the root), parents first.
   virtual Status entry(const UpperEntry& e) = 0;
-  // `path` exists in the lowers' view and the upper hides it, by a whiteout
-  // or because its parent is an opaque dir of the upper.
+  // `path` exists in the lowers' view and the upper hides it: by a whiteout,
+  // or because its parent is opaque or redirected elsewhere in the upper.
   virtual Status hidden(const std::string& path) = 0;
 };
 

@@ -10,6 +10,7 @@ and the new merged view (upper:lowers mounted read-only by the tool that
 wrote the upper) in full and compare path by path. `layerctl diff` must
 print exactly the oracle's lines, reading only the layer dirs.
 """
+import errno
 import hashlib
 import json
 import os
@@ -121,7 +122,8 @@ def build_lowers(top, bottom):
                  "rdwr", "samecontent", "appendme", "renameme", "old"]:
         write(os.path.join(bottom, "etc", name), f"{name} v1\n".encode())
     for rel in ["d/a", "d/b", "d/s/deep", "opt/tool/bin", "opt/tool/lib/x",
-                "usr/bin/tool", "gone/x", "gone/y/z", "keep/same"]:
+                "usr/bin/tool", "gone/x", "gone/y/z", "keep/same",
+                "opt/renamedir/f", "opt/renamedir/sub/g"]:
         write(os.path.join(bottom, rel), rel.encode())
     write(os.path.join(bottom, "big"), os.urandom(1 << 20))
     write(os.path.join(b, b"caf\xe9"), b"latin-1 name")
@@ -167,6 +169,14 @@ def user_actions(m):
     os.mkdir(j("etc/tmpdir"))                      # leaves only a dir mtime
     os.rmdir(j("etc/tmpdir"))
     shutil.rmtree(j("gone"))                       # one D for a subtree
+    try:                                           # mv of a lower dir
+        os.rename(j("opt/renamedir"), j("opt/moveddir"))  # (a redirect)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.copytree(j("opt/renamedir"), j("opt/moveddir"), symlinks=True)
+        shutil.rmtree(j("opt/renamedir"))
+    write(j("opt/moveddir/sub/h"), b"h")
     write(j("etc/l1only"), b"changed\n")
     with open(j("big"), "r+b") as f:               # write inside a big file
         f.seek(4096)
@@ -268,7 +278,9 @@ def check_one(d, name, mount):
     must = {(b"/etc/motd", "D"), (b"/d/b", "D"), (b"/d/s", "D"), (b"/gone", "D"),
             (b"/newdir/sub/f", "A"), (b"/etc/timezone", "C"),
             (b"/etc/timezone/part", "A"), (b"/opt/tool", "C"), (b"/link", "C"),
-            (b"/usr/bin/tool2", "A"), (b"/new-\xfe", "A"), (b"/caf\xe9", "D")}
+            (b"/usr/bin/tool2", "A"), (b"/new-\xfe", "A"), (b"/caf\xe9", "D"),
+            (b"/opt/renamedir", "D"), (b"/opt/moveddir/sub/g", "A"),
+            (b"/opt/moveddir/sub/h", "A")}
     never = {b"/etc/rdwr", b"/usr/bin/tool", b"/d/s/deep", b"/gone/y", b"/", b"/keep"}
     got = set(plain)
     problems += [f"{name}: rule broken, {k} {p!r} missing" for p, k in must - got]

@@ -423,3 +423,60 @@ TEST_CASE("bad layer dirs are named in one line") {
   REQUIRE(err);
   CHECK(err->find("not a directory") != std::string::npos);
 }
+
+namespace {
+
+// Marks the upper dir `rel` as redirected to `target` (overlay redirect_dir),
+// in the namespace this process may write; false if it may write none.
+bool redirect(const Layers& l, const std::string& rel, const std::string& target) {
+  return test::set_xattr(l.up(rel), "trusted.overlay.redirect", target) ||
+         test::set_xattr(l.up(rel), "user.overlay.redirect", target);
+}
+
+}  // namespace
+
+TEST_CASE("mv of a lower dir (absolute redirect): the whole subtree is new") {
+  Layers l;
+  base_lower(l);
+  test::make_dirs(l.up("moved"));
+  REQUIRE(redirect(l, "moved", "/d"));
+  make_file(l.up(".wh.d"), "");
+  CHECK(l.diff() ==
+        "D /d\nA /moved\nA /moved/a\nA /moved/b\nA /moved/s\n"
+        "A /moved/s/deep\n");
+}
+
+TEST_CASE("mv within a dir (relative redirect), then a change inside") {
+  Layers l;
+  base_lower(l);
+  copy_up_dir(l, "d");
+  test::make_dirs(l.up("d/s2"));
+  REQUIRE(redirect(l, "d/s2", "s"));
+  make_file(l.up("d/.wh.s"), "");
+  make_file(l.up("d/s2/new"), "n");
+  CHECK(l.diff() == "C /d\nD /d/s\nA /d/s2\nA /d/s2/deep\nA /d/s2/new\n");
+}
+
+TEST_CASE("a copied-up dir inside a redirected one still shows its origin") {
+  Layers l;
+  make_file(l.lo("src/sub/old"), "o");
+  make_file(l.lo("src/top"), "t");
+  test::make_dirs(l.up("dst/sub"));
+  REQUIRE(redirect(l, "dst", "/src"));
+  make_file(l.up(".wh.src"), "");
+  make_file(l.up("dst/sub/.wh.gone"), "");
+  make_file(l.up("dst/sub/added"), "a");
+  CHECK(l.diff() ==
+        "A /dst\nA /dst/sub\nA /dst/sub/added\nA /dst/sub/old\nA /dst/top\nD /src\n");
+}
+
+TEST_CASE("a redirect onto a path that exists below compares by path") {
+  Layers l;
+  make_file(l.lo("from/a"), "a");
+  make_file(l.lo("onto/old"), "o");
+  for (const char* dir : {"from", "onto"}) set_mtime(l.lo(dir), 500);
+  copy_up(l.lo("onto"), l.up("onto"));
+  REQUIRE(redirect(l, "onto", "/from"));
+  make_file(l.up(".wh.from"), "");
+  CHECK(l.diff() == "D /from\nC /onto\nA /onto/a\nD /onto/old\n");
+}
