@@ -38,7 +38,7 @@ class SizeVisitor : public UpperVisitor {
     if (!e.in_upper()) return {};  // shown from below: not in this layer
     const bool copied_up = e.lower != nullptr;
     if (S_ISDIR(e.st.st_mode)) {
-      if (keep_paths_) paths_.emplace(e.path, PathUsage{e.path, 0, 0, true, copied_up});
+      if (keep_paths_) paths_.emplace(e.path, PathUsage{e.path, 0, 0, 0, true, false});
       return {};
     }
     if (!inodes_.first_time(e.st)) return {};
@@ -55,8 +55,11 @@ class SizeVisitor : public UpperVisitor {
 
   LayerUsage finish(size_t top) {
     std::vector<PathUsage> rows;
-    for (auto& [path, row] : paths_)
-      if (row.bytes > 0) rows.push_back(std::move(row));
+    for (auto& [path, row] : paths_) {
+      if (row.bytes == 0) continue;
+      if (row.dir) row.copied_up = row.copied_up_bytes * 2 > row.bytes;
+      rows.push_back(std::move(row));
+    }
     auto larger = [](const PathUsage& a, const PathUsage& b) {
       return a.bytes != b.bytes ? a.bytes > b.bytes : a.path < b.path;
     };
@@ -71,12 +74,14 @@ class SizeVisitor : public UpperVisitor {
  private:
   void add_to_path_and_parents(const std::string& path, uint64_t bytes,
                                uint64_t disk, bool copied_up) {
-    paths_.emplace(path, PathUsage{path, bytes, disk, false, copied_up});
+    const uint64_t copied = copied_up ? bytes : 0;
+    paths_.emplace(path, PathUsage{path, bytes, disk, copied, false, copied_up});
     for (std::string p = parent_path(path); p != "/"; p = parent_path(p)) {
       auto it = paths_.find(p);
       if (it == paths_.end()) continue;  // parents are visited first
       it->second.bytes += bytes;
       it->second.disk += disk;
+      it->second.copied_up_bytes += copied;
     }
   }
 

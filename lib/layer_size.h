@@ -26,8 +26,11 @@ struct PathUsage {
   std::string path;
   uint64_t bytes = 0;  // apparent
   uint64_t disk = 0;   // st_blocks * 512
+  uint64_t copied_up_bytes = 0;  // of `bytes`, those of copied-up files
   bool dir = false;
-  bool copied_up = false;  // the path exists in the lowers: copy-on-write
+  // A file: its path exists in the lowers (copy-on-write made it). A
+  // directory: most of its bytes are copied-up ones.
+  bool copied_up = false;
 };
 
 struct LayerUsage {

@@ -5,7 +5,8 @@
 // Prints the size as `docker ps -s` does ("3.4MB (virtual 1.1GB)") and the
 // bytes on disk; --top N adds the copied-up vs new split and the N paths
 // holding the most bytes (directories summed), each marked new or
-// copied-up, and sparse where its blocks are far below its size.
+// copied-up (a directory by where most of its bytes come from), and sparse
+// where its blocks are far below its size.
 #include <fmt/format.h>
 
 #include <memory>
@@ -41,6 +42,7 @@ nlohmann::ordered_json to_json(const Measured& m) {
     top.push_back({{"Path", row.path},
                    {"Size", row.bytes},
                    {"DiskUsage", row.disk},
+                   {"CopiedUp", row.copied_up_bytes},
                    {"Dir", row.dir},
                    {"Kind", row.copied_up ? "copied-up" : "new"},
                    {"Sparse", is_sparse(row.bytes, row.disk)}});

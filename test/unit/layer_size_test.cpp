@@ -87,8 +87,13 @@ TEST_CASE("copied-up bytes are told from new ones") {
   REQUIRE(row_of(u, "/etc/conf"));
   CHECK(row_of(u, "/etc/conf")->copied_up);
   CHECK_FALSE(row_of(u, "/etc/new")->copied_up);
-  CHECK(row_of(u, "/etc")->copied_up);      // the dir exists below
+  CHECK(row_of(u, "/etc")->copied_up);        // 300 of its 500 bytes
+  CHECK(row_of(u, "/etc")->copied_up_bytes == 300);
   CHECK_FALSE(row_of(u, "/var")->copied_up);  // a new dir
+  test::write_file(l.up("etc/newer"), bytes(400));  // now mostly new bytes
+  LayerUsage later = l.measure(10);
+  REQUIRE(row_of(later, "/etc"));
+  CHECK_FALSE(row_of(later, "/etc")->copied_up);
 }
 
 TEST_CASE("--top sums directories and keeps the largest N") {
