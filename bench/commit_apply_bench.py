@@ -75,6 +75,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--dir", default=None, help="where to build the trees (default: $TMPDIR)")
+    ap.add_argument("--compress", default="none,gzip,zstd",
+                    help="comma-separated subset of none,gzip,zstd")
     ap.add_argument("--upper", default=None,
                     help="use this existing upper instead of building one")
     args = ap.parse_args()
@@ -101,6 +103,8 @@ def main():
         for comp, ext, pipe, xflag in (("none", "tar", "", []),
                                        ("gzip", "tar.gz", "| gzip -c", ["-z"]),
                                        ("zstd", "tar.zst", "| zstd -q -c", ["--zstd"])):
+            if comp not in args.compress.split(","):
+                continue
             ours_out = os.path.join(base, "ours." + ext)
             tar_out = os.path.join(base, "tar." + ext)
             t_ours = best(args.runs, lambda: timed([layerctl, "commit", "--quiet", "--upper", upper,

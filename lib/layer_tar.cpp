@@ -234,6 +234,9 @@ Result<std::unique_ptr<LayerTarWriter>> LayerTarWriter::open(int out_fd,
       archive_write_set_filter_option(z, "gzip", "timestamp", nullptr);
     } else {
       if (archive_write_add_filter_zstd(z) != ARCHIVE_OK) return Error{ENOTSUP};
+      // zstd's output depends on whether it runs workers, not on how many
+      // cores there are: a fixed count keeps the bytes the same everywhere.
+      archive_write_set_filter_option(z, "zstd", "threads", "2");
     }
     archive_write_set_bytes_per_block(z, kBlockBytes);
     archive_write_set_bytes_in_last_block(z, 1);
