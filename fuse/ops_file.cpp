@@ -51,12 +51,7 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
                   fuse_file_info* fi) {
-  OpenFile* f = file_of(fi);
-  std::shared_ptr<Fd> fd;
-  {
-    std::lock_guard lock(f->mu);
-    fd = f->fd;
-  }
+  std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   fuse_bufvec out{};
   out.count = 1;
   out.buf[0].size = fuse_buf_size(in);
@@ -76,24 +71,14 @@ void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  OpenFile* f = file_of(fi);
-  std::shared_ptr<Fd> fd;
-  {
-    std::lock_guard lock(f->mu);
-    fd = f->fd;
-  }
+  std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   auto r = sync_fd(fd->get(), datasync != 0);
   fuse_reply_err(req, r ? 0 : r.error());
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
                   fuse_file_info* fi) {
-  OpenFile* f = file_of(fi);
-  std::shared_ptr<Fd> fd;
-  {
-    std::lock_guard lock(f->mu);
-    fd = f->fd;
-  }
+  std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   auto r = allocate_fd(fd->get(), mode, off, len);
   fuse_reply_err(req, r ? 0 : r.error());
 }
@@ -113,12 +98,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
                         fuse_file_info* fi_out, size_t len, int flags) {
   Daemon& d = daemon_of(req);
   std::shared_ptr<Fd> in = d.fs->read_fd(*file_of(fi_in));
-  OpenFile* out_file = file_of(fi_out);
-  std::shared_ptr<Fd> out;
-  {
-    std::lock_guard lock(out_file->mu);
-    out = out_file->fd;
-  }
+  std::shared_ptr<Fd> out = current_fd(*file_of(fi_out));
   auto n = copy_range(in->get(), &off_in, out->get(), &off_out, len,
                       static_cast<unsigned>(flags));
   if (!n)

@@ -52,6 +52,12 @@ struct OpenFile {
   bool writable;
 };
 
+// The fd an open file writes through now.
+inline std::shared_ptr<Fd> current_fd(OpenFile& f) {
+  std::lock_guard lock(f.mu);
+  return f.fd;
+}
+
 // Who asks for a change: new entries are owned by them.
 struct Caller {
   uid_t uid = 0;
@@ -183,6 +189,8 @@ class MergedFs {
     bool over_whiteout;
   };
   Result<Slot> new_slot(Node* parent, const std::string& name);
+  Result<Entry> create_entry(Node* parent, const std::string& name, mode_t mode,
+                             dev_t rdev, const std::string& target, const Caller& who);
   Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
                     bool is_dir);
   void changed(Node* dir);
@@ -192,6 +200,13 @@ class MergedFs {
   Status remove_entry(Node* parent, const std::string& name, bool is_dir);
   Status make_opaque(int parent_fd, const std::string& name);
   std::string origin_of(const NodeView& v) const;
+  // The fd and name to change `node`'s upper copy through (name empty: the
+  // fd is the node itself, a directory or an unlinked open file).
+  struct UpperTarget {
+    std::shared_ptr<const Fd> dir;
+    std::string name;
+  };
+  Result<UpperTarget> upper_target(Node* node);
   // Where directory `node` sits in `layer`, relative to the layer root.
   std::string lower_path(Node* node, unsigned layer);
   Status prepare_dir_move(Node* node, int parent_fd, const std::string& name,

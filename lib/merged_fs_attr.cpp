@@ -6,15 +6,21 @@
 
 namespace lfs {
 
-namespace {
-
-// The fd and name to change `node`'s upper copy through.
-struct Target {
-  std::shared_ptr<const Fd> dir;
-  std::string name;  // empty: dir is the node itself
-};
-
-}  // namespace
+Result<MergedFs::UpperTarget> MergedFs::upper_target(Node* node) {
+  NodeView v = view_of(*node);
+  if (S_ISDIR(v.type)) {
+    auto d = dir_fd(node, 0);
+    if (!d) return Error{d.error()};
+    return UpperTarget{std::move(*d), {}};
+  }
+  auto where = locate(node, 0);
+  if (where) return UpperTarget{std::move(where->first), std::move(where->second)};
+  // Unlinked but open: change it through its open file.
+  std::lock_guard lock(node->mu);
+  auto open_file = node->open_fd.lock();
+  if (!open_file) return Error{where.error()};
+  return UpperTarget{std::const_pointer_cast<const Fd>(open_file), {}};
+}
 
 Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
                                       int fd) {
@@ -24,24 +30,9 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
   auto up = copy_up(node, !truncating_to_zero);
   if (!up) return Error{up.error()};
   NodeView v = view_of(*node);
-  Target t;
-  if (S_ISDIR(v.type)) {
-    auto d = dir_fd(node, 0);
-    if (!d) return Error{d.error()};
-    t.dir = std::move(*d);
-  } else {
-    auto where = locate(node, 0);
-    if (where) {
-      t.dir = std::move(where->first);
-      t.name = std::move(where->second);
-    } else {
-      // Unlinked but open: change it through its open file.
-      std::lock_guard lock(node->mu);
-      auto open_file = node->open_fd.lock();
-      if (!open_file) return Error{where.error()};
-      t.dir = std::const_pointer_cast<const Fd>(open_file);
-    }
-  }
+  auto target = upper_target(node);
+  if (!target) return Error{target.error()};
+  const UpperTarget& t = *target;
   int dir = t.dir->get();
   if (change.size) {
     if (S_ISDIR(v.type)) return Error{EISDIR};
@@ -94,15 +85,9 @@ Status MergedFs::setxattr(Node* node, const std::string& name,
   if (is_private_xattr(name) || name == kMountInfoXattr) return Error{ENOTSUP};
   auto up = copy_up(node, true);
   if (!up) return up;
-  NodeView v = view_of(*node);
-  if (S_ISDIR(v.type)) {
-    auto d = dir_fd(node, 0);
-    if (!d) return Error{d.error()};
-    return set_xattr_at((*d)->get(), "", name, value, flags);
-  }
-  auto where = locate(node, 0);
-  if (!where) return Error{where.error()};
-  return set_xattr_at(where->first->get(), where->second, name, value, flags);
+  auto t = upper_target(node);
+  if (!t) return Error{t.error()};
+  return set_xattr_at(t->dir->get(), t->name, name, value, flags);
 }
 
 Status MergedFs::removexattr(Node* node, const std::string& name) {
@@ -114,15 +99,9 @@ Status MergedFs::removexattr(Node* node, const std::string& name) {
   if (!present) return Error{present.error()};
   auto up = copy_up(node, true);
   if (!up) return up;
-  NodeView v = view_of(*node);
-  if (S_ISDIR(v.type)) {
-    auto d = dir_fd(node, 0);
-    if (!d) return Error{d.error()};
-    return remove_xattr_at((*d)->get(), "", name);
-  }
-  auto where = locate(node, 0);
-  if (!where) return Error{where.error()};
-  return remove_xattr_at(where->first->get(), where->second, name);
+  auto t = upper_target(node);
+  if (!t) return Error{t.error()};
+  return remove_xattr_at(t->dir->get(), t->name, name);
 }
 
 }  // namespace lfs

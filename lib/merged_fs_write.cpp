@@ -68,31 +68,31 @@ Status make_entry(int dir, const std::string& name, mode_t mode, dev_t rdev,
 
 }  // namespace
 
+Result<MergedFs::Entry> MergedFs::create_entry(Node* parent, const std::string& name,
+                                               mode_t mode, dev_t rdev,
+                                               const std::string& target,
+                                               const Caller& who) {
+  auto slot = new_slot(parent, name);
+  if (!slot) return Error{slot.error()};
+  // Over a whiteout the entry is made in the work dir, then swapped in.
+  std::string made_as = slot->over_whiteout ? upper_->temp_name() : name;
+  int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
+  auto made = make_entry(dir, made_as, mode, rdev, target);
+  if (!made) return Error{made.error()};
+  auto fin = finish_new(*slot, made_as, who, false);
+  if (fin && slot->over_whiteout)
+    fin = upper_->install(made_as, slot->dir->get(), name, slot->existing);
+  if (!fin) {
+    (void)unlink_at(dir, made_as, false);
+    return Error{fin.error()};
+  }
+  return adopt(parent, name, slot->dir->get(), true);
+}
+
 Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
                                             mode_t mode, dev_t rdev,
                                             const Caller& who) {
-  auto slot = new_slot(parent, name);
-  if (!slot) return Error{slot.error()};
-  if (!slot->over_whiteout) {
-    auto made = make_entry(slot->dir->get(), name, mode, rdev, {});
-    if (!made) return Error{made.error()};
-    auto fin = finish_new(*slot, name, who, false);
-    if (!fin) {
-      (void)unlink_at(slot->dir->get(), name, false);
-      return Error{fin.error()};
-    }
-  } else {
-    std::string temp = upper_->temp_name();
-    auto made = make_entry(upper_->work(), temp, mode, rdev, {});
-    if (!made) return Error{made.error()};
-    auto fin = finish_new(*slot, temp, who, false);
-    if (fin) fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
-    if (!fin) {
-      (void)upper_->remove_temp(temp);
-      return Error{fin.error()};
-    }
-  }
-  return adopt(parent, name, slot->dir->get(), true);
+  return create_entry(parent, name, mode, rdev, {}, who);
 }
 
 Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_file(
@@ -112,20 +112,7 @@ Result<MergedFs::Entry> MergedFs::make_symlink(Node* parent,
                                                const std::string& name,
                                                const std::string& target,
                                                const Caller& who) {
-  auto slot = new_slot(parent, name);
-  if (!slot) return Error{slot.error()};
-  std::string temp = slot->over_whiteout ? upper_->temp_name() : name;
-  int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
-  auto made = make_symlink_at(target, dir, temp);
-  if (!made) return Error{made.error()};
-  auto fin = finish_new(*slot, temp, who, false);
-  if (fin && slot->over_whiteout)
-    fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
-  if (!fin) {
-    (void)unlink_at(dir, temp, false);
-    return Error{fin.error()};
-  }
-  return adopt(parent, name, slot->dir->get(), true);
+  return create_entry(parent, name, S_IFLNK | 0777, 0, target, who);
 }
 
 Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name,
