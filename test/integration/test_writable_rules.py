@@ -217,6 +217,24 @@ def sticky_dir(m):
     return [os.waitstatus_to_exitcode(status), os.path.exists(f)]
 
 
+def seek_and_copy_range(m):
+    src = os.path.join(m, "srv/sparse")  # 5 MiB hole, then "end"
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        data = os.lseek(fd, 0, os.SEEK_DATA)
+        hole = os.lseek(fd, data, os.SEEK_HOLE)
+        dst = os.open(os.path.join(m, "copied"), os.O_CREAT | os.O_WRONLY, 0o644)
+        n = os.copy_file_range(fd, dst, 3, data)
+        os.fsync(dst)
+        os.close(dst)
+    finally:
+        os.close(fd)
+    dfd = os.open(os.path.join(m, "srv"), os.O_RDONLY | os.O_DIRECTORY)
+    os.fsync(dfd)
+    os.close(dfd)
+    return [data >= 4 << 20, hole, n, open(os.path.join(m, "copied"), "rb").read()]
+
+
 def check_upper_format(u, problems):
     for dirpath, dirnames, filenames in os.walk(u):
         for n in filenames:
@@ -229,7 +247,7 @@ def check_upper_format(u, problems):
 SCENARIOS = [copy_up_keeps_metadata, open_for_read_does_not_copy, unlink_lower_then_recreate,
              rmdir_and_mkdir_is_opaque, rename_lower_dir, hard_links, unlinked_open_file,
              truncate_and_times, exchange_and_noreplace, errors_like_ext4, xattrs_and_acl,
-             setuid_cleared_by_unprivileged_write, sticky_dir]
+             setuid_cleared_by_unprivileged_write, sticky_dir, seek_and_copy_range]
 
 
 def layerfs_only(tmp, lowers, problems):
