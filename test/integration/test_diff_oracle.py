@@ -303,6 +303,22 @@ def main():
             err = r.stderr.decode().strip().splitlines()
             if r.returncode == 0 or r.stdout or len(err) != 1 or not err[0].startswith("layerctl: "):
                 problems.append(f"bad input {args}: rc={r.returncode} out={r.stdout!r} err={err}")
+        # An unreadable entry (run as nobody): an error, never a partial diff.
+        os.chmod(d, 0o755)
+        low, up = os.path.join(d, "low"), os.path.join(d, "up")
+        write(os.path.join(low, "secret", "f"), b"f")
+        write(os.path.join(up, "secret", "g"), b"g")
+        write(os.path.join(up, "open"), b"o")
+        os.chmod(os.path.join(up, "secret"), 0o700)
+        for cmd in ("diff", "size"):
+            r = subprocess.run([harness.LAYERCTL, cmd, "--lower", low, "--upper", up],
+                               capture_output=True, timeout=60,
+                               preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+            err = r.stderr.decode().strip().splitlines()
+            if (r.returncode == 0 or r.stdout or len(err) != 1 or
+                    "Permission denied" not in err[0] or "/secret" not in err[0]):
+                problems.append(f"unreadable entry, {cmd}: rc={r.returncode} "
+                                f"out={r.stdout!r} err={err}")
     harness.check(problems)
 
 
