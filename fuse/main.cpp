@@ -191,7 +191,10 @@ int run(int argc, char** argv) {
     return fail("cannot daemonize");
 
   fuse_loop_config* loop = fuse_loop_cfg_create();
+  // One /dev/fuse fd per worker; workers stay alive between requests
+  // (the 3.12 loop config: see FUSE_USE_VERSION in ops.h).
   fuse_loop_cfg_set_clone_fd(loop, 1);
+  fuse_loop_cfg_set_idle_threads(loop, 8);
   fuse_loop_cfg_set_max_threads(loop, 16);
   int rc = fuse_session_loop_mt(session.get(), loop);
   fuse_loop_cfg_destroy(loop);

@@ -5,7 +5,10 @@
 // No lock is held when fuse_reply_* is called.
 #pragma once
 
-#define FUSE_USE_VERSION 34
+// 3.12: fuse_session_loop_mt takes the fuse_loop_cfg_* config (with an
+// older version the config is read with the old layout and every request
+// spawns, then ends, a worker thread).
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
 #include <memory>
