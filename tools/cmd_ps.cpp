@@ -6,10 +6,13 @@
 // size, sorted by writable size (then virtual size), largest first. Mounts
 // come from /proc/self/mountinfo and each daemon is asked for its dirs, so
 // a mount that was unmounted, or whose daemon died (ENOTCONN), is skipped.
-// Lowers shared by several mounts are measured once.
+// A live mount that cannot be asked is named on stderr and the exit code
+// is 1, so the table never passes for complete when it is not. Lowers
+// shared by several mounts are measured once.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <memory>
 #include <set>
 
@@ -62,14 +65,28 @@ bool measure_mount(MountRow& row, TreeSizes& trees) {
   return true;
 }
 
-std::vector<MountRow> live_mounts() {
+// True for the answers of a mount that is not (or no longer) a live
+// layerfs mount: a dead daemon, an unmounted dir, another filesystem.
+bool is_gone(int code) {
+  return code == ENOTCONN || code == ENOENT || code == ENODATA ||
+         code == ENOTSUP || code == EINVAL;
+}
+
+// Every live mount, largest first. A live mount that cannot be asked (say,
+// EACCES from another user's mount without allow_other) is named in
+// `unreadable` instead of being left out silently.
+std::vector<MountRow> live_mounts(std::vector<std::string>& unreadable) {
   std::vector<MountRow> rows;
   std::set<std::string> seen;
   TreeSizes trees;
   for (const std::string& mp : layerfs_mountpoints()) {
     if (!seen.insert(mp).second) continue;
     auto info = query_mount_info(mp);
-    if (!info) continue;  // dead daemon (ENOTCONN), gone, or not ours
+    if (!info) {
+      if (!is_gone(info.error()))
+        unreadable.push_back(fmt::format("'{}': {}", mp, error_text(info.error())));
+      continue;
+    }
     MountRow row{mp, std::move(*info)};
     if (measure_mount(row, trees)) rows.push_back(std::move(row));
   }
@@ -117,8 +134,13 @@ void add_ps_command(CLI::App& app) {
       "ps", "every live layerfs mount with its writable-layer size");
   cmd->add_flag("--json", args->json, "print the rows as JSON");
   cmd->callback([args] {
-    auto rows = live_mounts();
+    std::vector<std::string> unreadable;
+    auto rows = live_mounts(unreadable);
     print_all(args->json ? render_json(rows) : render_text(rows));
+    if (unreadable.empty()) return;
+    for (size_t i = 0; i + 1 < unreadable.size(); ++i)
+      fmt::print(stderr, "layerctl: cannot ask mount {}\n", unreadable[i]);
+    fail("cannot ask mount " + unreadable.back());
   });
 }
 
