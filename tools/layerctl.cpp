@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   CLI::App app{"layerctl: inspect, size, commit and apply layerfs layers"};
   app.set_version_flag("-V,--version", std::string("layerctl ") + LAYERFS_VERSION);
   app.require_subcommand(1);
+  // Usage errors are one line naming the problem, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return fmt::format("layerctl: {}\n", e.what());
+  });
   // Subcommand registration (keep alphabetical; one line per command).
   lfs::cli::add_apply_command(app);
   lfs::cli::add_commit_command(app);
