@@ -13,7 +13,7 @@ namespace lfs {
 
 Result<Upper> Upper::open(int upper_root, int workdir, bool privileged,
                           bool fsync) {
-  auto made = make_dir_at(workdir, "work", 0);
+  auto made = make_dir_at(workdir, "work", 0700);
   if (!made && made.error() != EEXIST) return Error{made.error()};
   auto work = open_at(workdir, "work", O_PATH | O_DIRECTORY);
   if (!work) return Error{work.error()};
