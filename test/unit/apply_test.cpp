@@ -328,7 +328,7 @@ void mutate(Rng& rng, std::string& bytes) {
 TEST_CASE("fuzz: apply of random and damaged archives never writes outside DIR") {
   // LAYERFS_FUZZ_ITERATIONS raises the count for a longer local run.
   const char* env = std::getenv("LAYERFS_FUZZ_ITERATIONS");
-  size_t iterations = env ? std::strtoul(env, nullptr, 10) : 400;
+  size_t iterations = env ? std::strtoul(env, nullptr, 10) : 2000;
   Rng rng{0x5eed1234abcdull};
   ScopedTempDir tmp;
   std::string box = tmp / "box";
