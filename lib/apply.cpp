@@ -464,7 +464,8 @@ std::optional<std::string> apply_layer(const ApplyOptions& opts, ApplyResult& ou
   std::string dir = opts.dir;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   auto [parent, leaf] = split_parent(dir);
-  if (parent.empty() && !dir.empty() && dir[0] == '/') parent = "/";
+  // (assign, not = "/": GCC 12 warns falsely on the literal, bug 105329)
+  if (parent.empty() && !dir.empty() && dir[0] == '/') parent.assign(1, '/');
   if (leaf.empty() || leaf == "." || leaf == "..")
     return fmt::format("'{}': give a new directory to create", opts.dir);
   auto pfd = open_path(parent.empty() ? "." : parent, O_PATH | O_DIRECTORY);
