@@ -37,7 +37,8 @@ class Scale:
 
 
 def sh(cmd, **kw):
-    return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL, **kw)
+    return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, **kw)
 
 
 def drop_caches():

@@ -166,8 +166,6 @@ class MergedFs {
 
   // Write side (merged_fs_write.cpp, copy_up_node.cpp).
   Status writable() const;
-  // Makes sure the directory `dir` (and its ancestors) exist in the upper.
-  Status copy_up_dir(Node* dir);
   // Makes sure the node exists in the upper (data copied unless !with_data).
   Status copy_up(Node* node, bool with_data = true);
   Status copy_up_locked(Node* node, const NodeView& v, bool with_data);
@@ -180,8 +178,7 @@ class MergedFs {
   // Whether the merged view has `name` in `parent`.
   Result<bool> merged_has(Node* parent, const std::string& name);
   // Common tail of the entry-creating calls: record the node, reply stat.
-  Result<Entry> adopt(Node* parent, const std::string& name, int parent_fd,
-                      bool fresh_ino);
+  Result<Entry> adopt(Node* parent, const std::string& name);
   // Prepares a new entry: parent in upper, name free, what is there now.
   struct Slot {
     std::shared_ptr<const Fd> dir;

@@ -42,8 +42,6 @@ Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir) {
   return dir_fd(dir, 0);
 }
 
-Status MergedFs::copy_up_dir(Node* dir) { return copy_up(dir, true); }
-
 Status MergedFs::copy_up(Node* node, bool with_data) {
   auto ok = writable();
   if (!ok) return ok;

@@ -47,8 +47,7 @@ Status MergedFs::finish_new(const Slot& slot, const std::string& name,
   return {};
 }
 
-Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
-                                        int, bool) {
+Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name) {
   changed(parent);
   return lookup(parent, name);
 }
@@ -86,7 +85,7 @@ Result<MergedFs::Entry> MergedFs::create_entry(Node* parent, const std::string& 
     (void)unlink_at(dir, made_as, false);
     return Error{fin.error()};
   }
-  return adopt(parent, name, slot->dir->get(), true);
+  return adopt(parent, name);
 }
 
 Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
@@ -140,7 +139,7 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
       return Error{fin.error()};
     }
   }
-  return adopt(parent, name, slot->dir->get(), true);
+  return adopt(parent, name);
 }
 
 Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
