@@ -40,8 +40,10 @@ inline fuse_ino_t id_of(Daemon& d, Node* n) {
 // A reply for a successful lookup (or readdirplus entry).
 fuse_entry_param entry_param(Daemon& d, Node* node, const struct stat& st);
 
-// The OpenFile behind a file handle, and the reply that hands one out.
+// The OpenFile behind a file handle; the open flags every open file gets
+// (the handle takes ownership of `file`); the reply that hands one out.
 OpenFile* file_of(fuse_file_info* fi);
+void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file);
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file);
 

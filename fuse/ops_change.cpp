@@ -72,11 +72,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return;
   }
   fuse_entry_param e = entry_param(d, r->first.first, r->first.second);
-  OpenFile* file = r->second.release();
-  fi->fh = reinterpret_cast<uint64_t>(file);
-  fi->keep_cache = 1;
+  set_open_flags(fi, std::move(r->second));
   if (fuse_reply_create(req, &e, fi) != 0) {
-    delete file;
+    delete file_of(fi);
     d.fs->forget(r->first.first, 1);
   }
 }

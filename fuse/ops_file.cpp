@@ -11,10 +11,15 @@ namespace lfs {
 
 OpenFile* file_of(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
 
-void reply_open_file(fuse_req_t req, fuse_file_info* fi,
-                     std::unique_ptr<OpenFile> file) {
+void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file) {
   fi->fh = reinterpret_cast<uint64_t>(file.release());
   fi->keep_cache = 1;  // the daemon owns every change: cached pages stay valid
+  fi->noflush = 1;     // writes land in the upper at once: close needs no FLUSH
+}
+
+void reply_open_file(fuse_req_t req, fuse_file_info* fi,
+                     std::unique_ptr<OpenFile> file) {
+  set_open_flags(fi, std::move(file));
   if (fuse_reply_open(req, fi) != 0) delete file_of(fi);
 }
 
