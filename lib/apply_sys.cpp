@@ -100,8 +100,20 @@ Result<std::string> make_temp_dir(const std::string& parent,
 }
 
 Status remove_tree(const std::string& path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::remove_all(path, ec);
+  // A directory without write permission (an applied 0555 dir) would keep
+  // its entries from an unprivileged owner: open every one up first.
+  fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
+  for (auto it = fs::recursive_directory_iterator(path, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code ignored;
+    if (it->is_directory(ignored) && !it->is_symlink(ignored))
+      fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add,
+                      ignored);
+  }
+  ec.clear();
+  fs::remove_all(path, ec);
   if (ec) return Error{ec.value() > 0 ? ec.value() : EIO};
   return {};
 }

@@ -32,7 +32,8 @@ Status set_xattr_fd(int fd, const std::string& attr, const std::string& value);
 // Creates a fresh directory "<parent>/<prefix>XXXXXX"; returns its path.
 Result<std::string> make_temp_dir(const std::string& parent,
                                   const std::string& prefix);
-// Removes `path` and everything below it, never following a symlink.
+// Removes `path` and everything below it, never following a symlink, also
+// below directories whose mode denies their owner write access.
 Status remove_tree(const std::string& path);
 
 // A file written under a temporary name beside its target and renamed over
