@@ -41,8 +41,11 @@ struct Child {
 
 class LayerWalker {
  public:
-  LayerWalker(LayerTarWriter& w, MergedFs* below, const ProgressFn& progress)
-      : w_(w), below_(below), progress_(progress), buf_(kReadChunk) {}
+  // `merged` (upper over the lowers) is what a redirected directory is
+  // written from: its whole merged subtree, as an opaque directory.
+  LayerWalker(LayerTarWriter& w, MergedFs* below, MergedFs* merged,
+              const ProgressFn& progress)
+      : w_(w), below_(below), merged_(merged), progress_(progress), buf_(kReadChunk) {}
 
   std::optional<std::string> run(int root_fd);
 
@@ -58,6 +61,12 @@ class LayerWalker {
   Failure emit_entry(int dirfd, const std::string& prefix, const Child& c);
   Failure copy_data(int dirfd, const std::string& name, const std::string& path,
                   uint64_t size);
+  Failure copy_fd(int fd, const std::string& path, uint64_t size);
+  // A redirected directory: its merged subtree, written from merged_.
+  Failure emit_redirected(const std::string& path);
+  Failure emit_merged(Node* node, const std::string& name, const struct stat& st);
+  Failure merged_xattrs(Node* node, const std::string& path, TarEntry& e);
+  Failure add_opaque_marker(const TarEntry& dir);
   Failure read_xattrs(int dirfd, const std::string& name, const std::string& path,
                     TarEntry& e);
   // The node of `name` in the lowers' merged view below `dir` (or null).
@@ -74,6 +83,7 @@ class LayerWalker {
 
   LayerTarWriter& w_;
   MergedFs* below_;
+  MergedFs* merged_;
   const ProgressFn& progress_;
   std::vector<char> buf_;
   uint64_t done_ = 0;
@@ -187,6 +197,7 @@ LayerWalker::Failure LayerWalker::emit_dir(int parent_fd, const std::string& pre
   if (!fd) return failed(path, fd.error());
   auto marks = read_dir_marks(fd->get());
   if (!marks) return failed(path, marks.error());
+  if (!marks->redirect.empty() && merged_) return emit_redirected(path);
   bool below_is_dir = false;
   Node* below = nullptr;
   if (!keep_all()) {
@@ -204,14 +215,7 @@ LayerWalker::Failure LayerWalker::emit_dir(int parent_fd, const std::string& pre
   if (auto err = read_xattrs(fd->get(), "", path, e)) return err;
   if (auto s = w_.add(e); !s) return write_failed(path, s.error());
   if (marks->opaque && (keep_all() || below)) {
-    TarEntry m;
-    m.name = e.name + std::string(kOpaqueMarker);
-    m.type = S_IFREG;
-    m.perm = c.st.st_mode & 0777;
-    m.uid = e.uid;
-    m.gid = e.gid;
-    m.mtime = e.mtime;
-    if (auto s = w_.add(m); !s) return write_failed(m.name, s.error());
+    if (auto err = add_opaque_marker(e)) return err;
   }
   if (marks->opaque) below = nullptr;
   std::vector<Child> children;
@@ -266,12 +270,17 @@ LayerWalker::Failure LayerWalker::copy_data(int dirfd, const std::string& name,
                                           uint64_t size) {
   auto fd = open_at(dirfd, name, O_RDONLY);
   if (!fd) return failed(path, fd.error());
+  return copy_fd(fd->get(), path, size);
+}
+
+LayerWalker::Failure LayerWalker::copy_fd(int fd, const std::string& path,
+                                        uint64_t size) {
   // Each read asks for one byte more than is left, so a file that grew is
   // noticed without another syscall (a regular file reads short at its end).
   uint64_t off = 0;
   for (;;) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), size - off + 1));
-    auto n = pread_at(fd->get(), buf_.data(), want, static_cast<off_t>(off));
+    auto n = pread_at(fd, buf_.data(), want, static_cast<off_t>(off));
     if (!n) return failed(path, n.error());
     if (off + *n > size) return fmt::format("{}: file grew while being read", path);
     if (*n == 0) {
@@ -283,6 +292,119 @@ LayerWalker::Failure LayerWalker::copy_data(int dirfd, const std::string& name,
     done_ += *n;
     if (progress_) progress_(done_);
     if (off == size && *n < want) break;  // the short read was the end
+  }
+  return std::nullopt;
+}
+
+LayerWalker::Failure LayerWalker::add_opaque_marker(const TarEntry& dir) {
+  TarEntry m;
+  m.name = dir.name + std::string(kOpaqueMarker);
+  m.type = S_IFREG;
+  m.perm = dir.perm & 0777;
+  m.uid = dir.uid;
+  m.gid = dir.gid;
+  m.mtime = dir.mtime;
+  if (auto s = w_.add(m); !s) return write_failed(m.name, s.error());
+  return std::nullopt;
+}
+
+LayerWalker::Failure LayerWalker::emit_redirected(const std::string& path) {
+  // Find the directory in the merged view, one name at a time.
+  std::vector<Node*> held;
+  Node* node = merged_->root();
+  Failure result;
+  struct stat st {};
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    auto r = merged_->lookup(node, path.substr(start, end - start));
+    if (!r) {
+      result = failed(path, r.error());
+      break;
+    }
+    held.push_back(r->first);
+    node = r->first;
+    st = r->second;
+    start = end + 1;
+  }
+  if (!result) result = emit_merged(node, path, st);
+  for (Node* n : held) merged_->forget(n, 1);
+  return result;
+}
+
+LayerWalker::Failure LayerWalker::emit_merged(Node* node, const std::string& path,
+                                            const struct stat& st) {
+  TarEntry e;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.mtime = st.st_mtim.tv_sec;
+  e.perm = st.st_mode & 07777;
+  e.type = st.st_mode & S_IFMT;
+  if (auto err = merged_xattrs(node, path, e)) return err;
+  if (S_ISDIR(st.st_mode)) {
+    e.name = path + "/";
+    if (auto s = w_.add(e); !s) return write_failed(path, s.error());
+    // Nothing at the new place below may show through the moved content.
+    if (auto err = add_opaque_marker(e)) return err;
+    auto listing = merged_->listing(node);
+    if (!listing) return failed(path, listing.error());
+    std::vector<std::string> names;
+    for (const auto& m : **listing) names.push_back(m.name);
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      auto child = merged_->lookup(node, name);
+      if (!child) return failed(path + "/" + name, child.error());
+      auto err = emit_merged(child->first, path + "/" + name, child->second);
+      merged_->forget(child->first, 1);
+      if (err) return err;
+    }
+    return std::nullopt;
+  }
+  e.name = path;
+  if (S_ISSOCK(st.st_mode)) return std::nullopt;
+  if (st.st_nlink > 1) {
+    auto [it, first] = first_names_.try_emplace({st.st_dev, st.st_ino}, e.name);
+    if (!first) {
+      e.type = 0;
+      e.link = it->second;
+      e.xattrs.clear();
+      if (auto s = w_.add(e); !s) return write_failed(path, s.error());
+      return std::nullopt;
+    }
+  }
+  if (S_ISLNK(st.st_mode)) {
+    auto target = merged_->readlink(node);
+    if (!target) return failed(path, target.error());
+    e.link = std::move(*target);
+  } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    e.rdev = st.st_rdev;
+  } else if (S_ISREG(st.st_mode)) {
+    e.size = static_cast<uint64_t>(st.st_size);
+  }
+  if (auto s = w_.add(e); !s) return write_failed(path, s.error());
+  if (!S_ISREG(st.st_mode) || e.size == 0) return std::nullopt;
+  auto file = merged_->open(node, O_RDONLY);
+  if (!file) return failed(path, file.error());
+  return copy_fd((*file)->fd->get(), path, e.size);
+}
+
+LayerWalker::Failure LayerWalker::merged_xattrs(Node* node, const std::string& path,
+                                              TarEntry& e) {
+  auto names = merged_->listxattr(node);
+  if (!names) {
+    if (names.error() == ENOTSUP) return std::nullopt;
+    return failed(path, names.error());
+  }
+  std::sort(names->begin(), names->end());
+  for (const auto& attr : *names) {
+    if (is_layer_private_xattr(attr)) continue;
+    auto value = merged_->getxattr(node, attr);
+    if (!value) {
+      if (value.error() == ENODATA) continue;
+      return failed(path + " (xattr " + attr + ")", value.error());
+    }
+    e.xattrs.emplace_back(attr, std::move(*value));
   }
   return std::nullopt;
 }
@@ -321,13 +443,16 @@ std::optional<std::string> write_layer_entries(const CommitSource& src,
   auto root = open_path(src.upper, O_PATH | O_DIRECTORY);
   if (!root)
     return fmt::format("upper dir '{}': {}", src.upper, error_text(root.error()));
-  std::unique_ptr<MergedFs> below;
+  std::unique_ptr<MergedFs> below, merged;
   if (!src.lowers.empty()) {
     LayerStack stack;
     if (auto e = LayerStack::open(src.lowers, "", stack)) return e;
     below = std::make_unique<MergedFs>(std::move(stack), FsConfig{});
+    LayerStack whole;
+    if (auto e = LayerStack::open(src.lowers, src.upper, whole)) return e;
+    merged = std::make_unique<MergedFs>(std::move(whole), FsConfig{});
   }
-  LayerWalker walker(writer, below.get(), progress);
+  LayerWalker walker(writer, below.get(), merged.get(), progress);
   if (auto e = walker.run(root->get()))
     return fmt::format("{}/{}", src.upper, *e);
   return std::nullopt;

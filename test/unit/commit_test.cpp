@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <map>
 
 #include "apply_test_archives.h"
 #include "commit_image.h"
@@ -253,4 +254,33 @@ TEST_CASE("the lower fingerprint changes with any metadata change") {
   auto c = layer_fingerprint(s.lower);
   REQUIRE(c);
   CHECK(*c != *a);
+}
+
+TEST_CASE("a renamed lower directory is committed whole, as an opaque dir") {
+  // The upper of `mv dir moved` under overlayfs redirect_dir=on: the moved
+  // dir holds only what changed and points at /dir for the rest.
+  ScopedTempDir tmp;
+  std::string lower = tmp / "lower", upper = tmp / "upper";
+  test::write_file(lower + "/dir/a", "from the lower");
+  test::write_file(lower + "/dir/sub/b", "deeper");
+  test::write_file(upper + "/moved/new", "added after the move");
+  const char* redirect = ::geteuid() == 0 ? "trusted.overlay.redirect" : "user.overlay.redirect";
+  REQUIRE(test::set_xattr(upper + "/moved", redirect, "/dir"));
+  if (!test::make_device_whiteout(upper + "/dir")) test::write_file(upper + "/.wh.dir", "");
+  LayerDigests d;
+  auto err = commit_layer(CommitSource{upper, {lower}}, Compression::kNone, tmp / "l.tar", d);
+  INFO(err.value_or(""));
+  REQUIRE_FALSE(err);
+  std::map<std::string, std::string> got;
+  for (const auto& e : test::read_archive(tmp / "l.tar")) got[e.name] = e.data;
+  CHECK(got.count(".wh.dir"));
+  CHECK(got.count("moved/.wh..wh..opq"));
+  CHECK(got["moved/a"] == "from the lower");
+  CHECK(got["moved/sub/b"] == "deeper");
+  CHECK(got["moved/new"] == "added after the move");
+  // Without the lowers the redirect cannot be expressed: a clear refusal.
+  auto refused = commit_layer(CommitSource{upper, {}}, Compression::kNone, tmp / "m.tar", d);
+  REQUIRE(refused);
+  CHECK(refused->find("redirect") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(tmp / "m.tar"));
 }
