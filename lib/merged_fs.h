@@ -178,7 +178,9 @@ class MergedFs {
   // Whether the merged view has `name` in `parent`.
   Result<bool> merged_has(Node* parent, const std::string& name);
   // Common tail of the entry-creating calls: record the node, reply stat.
-  Result<Entry> adopt(Node* parent, const std::string& name);
+  // Records a just-created upper entry parent/name as a node.
+  Result<Entry> adopt(Node* parent, const std::string& name, int parent_fd,
+                      bool opaque);
   // Prepares a new entry: parent in upper, name free, what is there now.
   struct Slot {
     std::shared_ptr<const Fd> dir;

@@ -47,9 +47,33 @@ Status MergedFs::finish_new(const Slot& slot, const std::string& name,
   return {};
 }
 
-Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name) {
+Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
+                                        int parent_fd, bool opaque) {
   changed(parent);
-  return lookup(parent, name);
+  // The new entry is the upper's alone: nothing below merges into it (a
+  // directory made over a whiteout is opaque), so no second resolution.
+  auto st = stat_at(parent_fd, name);
+  if (!st) return Error{st.error()};
+  NodeView v{0, static_cast<mode_t>(st->st_mode & S_IFMT),
+             layers_.mount_ino(0, st->st_ino), {}};
+  if (S_ISDIR(v.type)) {
+    DirMarks marks;
+    marks.opaque = opaque;
+    v.dir_layers.push_back(DirLayer{0, marks, {}, {}});
+  }
+  Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
+    n.listing.reset();
+    n.layer = 0;
+    n.type = v.type;
+    n.ino = v.ino;
+    n.dir_layers = v.dir_layers;
+  });
+  auto shown = stat_node(child, v, *st);
+  if (!shown) {
+    nodes_.forget(child, 1);
+    return Error{shown.error()};
+  }
+  return std::make_pair(child, *shown);
 }
 
 namespace {
@@ -85,7 +109,7 @@ Result<MergedFs::Entry> MergedFs::create_entry(Node* parent, const std::string& 
     (void)unlink_at(dir, made_as, false);
     return Error{fin.error()};
   }
-  return adopt(parent, name);
+  return adopt(parent, name, slot->dir->get(), false);
 }
 
 Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
@@ -139,7 +163,7 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
       return Error{fin.error()};
     }
   }
-  return adopt(parent, name);
+  return adopt(parent, name, slot->dir->get(), slot->over_whiteout);
 }
 
 Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
