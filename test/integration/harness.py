@@ -235,3 +235,12 @@ def tree_digest(root):
     for p in sorted(snap):
         h.update(repr((p, sorted(snap[p].items()))).encode())
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def lowers_unchanged(lowers, problems):
+    """Records a problem if any layer dir differs after the body."""
+    before = [tree_digest(l) for l in lowers]
+    yield
+    if [tree_digest(l) for l in lowers] != before:
+        problems.append("a lower layer changed")
