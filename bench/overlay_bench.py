@@ -118,6 +118,7 @@ class Target:
                     raise RuntimeError(f"{self.name} did not mount")
                 time.sleep(0.01)
         self.pid = proc.pid if proc else None
+        os.sync()  # the previous sample's cleanup must not be timed here
         try:
             yield m
         finally:
@@ -304,8 +305,10 @@ def main():
             if args.only and args.only not in label:
                 continue
             times = {n: [] for n in names}
-            for _ in range(args.samples):
-                for t in targets:  # interleaved
+            for i in range(args.samples):
+                # interleaved, and rotated so no target always runs right
+                # after the same other one
+                for t in targets[i % 3:] + targets[:i % 3]:
                     with t.mounted() as m:
                         times[t.name].append(fn(m, s, cold))
             med = {n: statistics.median(v) for n, v in times.items()}

@@ -27,6 +27,7 @@ struct RawOptions {
   char* xattr_permissions = nullptr;
   char* timeout = nullptr;
   char* fsync = nullptr;
+  char* writeback = nullptr;
   char* context = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
@@ -38,7 +39,7 @@ struct RawOptions {
   ~RawOptions() {
     for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
                     squash_to_uid, squash_to_gid, xattr_permissions, timeout,
-                    fsync, context})
+                    fsync, writeback, context})
       std::free(s);
   }
 };
@@ -57,6 +58,7 @@ const fuse_opt kSpec[] = {
     LFS_OPT("xattr_permissions=%s", xattr_permissions, 0),
     LFS_OPT("timeout=%s", timeout, 0),
     LFS_OPT("fsync=%s", fsync, 0),
+    LFS_OPT("writeback=%s", writeback, 0),
     LFS_OPT("context=%s", context, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
@@ -163,6 +165,12 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     if (v != "0" && v != "1") return fmt::format("invalid fsync '{}' (0 or 1)", v);
     c.fsync = v == "1";
   }
+  if (raw.writeback) {
+    std::string v = raw.writeback;
+    if (v != "0" && v != "1")
+      return fmt::format("invalid writeback '{}' (0 or 1)", v);
+    c.writeback = v == "1";
+  }
   if (raw.is_volatile) {
     c.is_volatile = true;
     c.fsync = false;
@@ -186,7 +194,8 @@ std::string usage_text(const char* argv0) {
       "  -o upperdir=  writable layer; -o workdir= scratch dir beside it\n"
       "  -o uidmapping=C:H:N[:...], gidmapping=, squash_to_root,\n"
       "     squash_to_uid=, squash_to_gid=, xattr_permissions=0|1|2,\n"
-      "     volatile, fsync=0|1, timeout=SECONDS, context=\"...\"\n"
+      "     volatile, fsync=0|1, writeback=0|1, timeout=SECONDS,\n"
+      "     context=\"...\"\n"
       "  -V, --version  print the version\n",
       argv0);
 }

@@ -25,6 +25,7 @@ struct DaemonConfig {
   bool debug = false;
   bool is_volatile = false;
   bool fsync = true;
+  bool writeback = true;  // kernel writeback cache for file data
   double timeout = 86400.0;  // entry/attr cache, seconds
   OwnerPolicy owners;
   int xattr_permissions = 0;  // 0 none, 1 privileged, 2 user override_stat

@@ -180,6 +180,7 @@ int run(int argc, char** argv) {
 
   Daemon daemon{&fs, config.timeout};
   daemon.acl = true;
+  daemon.writeback = config.writeback;
   fuse_lowlevel_ops ops = make_ops();
   FuseArgs args(fuse_arguments(config, fs.read_only()));
   Session session(fuse_session_new(args.get(), &ops, sizeof ops, &daemon));

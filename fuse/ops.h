@@ -44,6 +44,9 @@ fuse_entry_param entry_param(Daemon& d, Node* node, const struct stat& st);
 // (the handle takes ownership of `file`); the reply that hands one out.
 OpenFile* file_of(fuse_file_info* fi);
 void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file);
+// The flags a file is opened with in its layer: with the writeback cache the
+// kernel may read through a write-only fd and computes append offsets itself.
+int layer_open_flags(const Daemon& d, int flags);
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file);
 

@@ -62,10 +62,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Daemon& d = daemon_of(req);
   auto who = caller_of(req);
   if (!who) return;
-  int flags = fi->flags;
-  if (d.writeback && (flags & O_ACCMODE) == O_WRONLY)
-    flags = (flags & ~O_ACCMODE) | O_RDWR;
-  if (d.writeback) flags &= ~O_APPEND;
+  int flags = layer_open_flags(d, fi->flags);
   auto r = d.fs->create_file(node_of(d, parent), name, mode, flags, *who);
   if (!r) {
     fuse_reply_err(req, r.error());

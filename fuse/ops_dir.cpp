@@ -69,7 +69,7 @@ void read_entries(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
       st.st_ino = d.fs->entry_ino(m);
       st.st_mode = static_cast<mode_t>(DTTOIF(m.type));
       if (plus) {
-        auto r = d.fs->lookup(dir, m.name);
+        auto r = d.fs->lookup_listed(dir, h->entries, m);
         if (!r) continue;  // vanished since the listing was taken
         looked_up = r->first;
         e = entry_param(d, r->first, r->second);

@@ -1,4 +1,4 @@
-// File data: open, read, write, flush, fsync, fallocate, lseek,
+// File data: open, read, write, fsync, fallocate, lseek,
 // copy_file_range, release. Data moves by splice where libfuse can.
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,6 +17,12 @@ void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file) {
   fi->noflush = 1;     // writes land in the upper at once: close needs no FLUSH
 }
 
+int layer_open_flags(const Daemon& d, int flags) {
+  if (!d.writeback) return flags;
+  if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+  return flags & ~O_APPEND;
+}
+
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file) {
   set_open_flags(fi, std::move(file));
@@ -27,12 +33,10 @@ namespace {
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
-  int flags = fi->flags;
-  // With the writeback cache the kernel may read through a write-only fd.
-  if (d.writeback && (flags & O_ACCMODE) == O_WRONLY)
-    flags = (flags & ~O_ACCMODE) | O_RDWR;
-  if (d.writeback) flags &= ~O_APPEND;  // the kernel computes the offsets
+  int flags = layer_open_flags(d, fi->flags);
   auto file = d.fs->open(node_of(d, ino), flags);
+  if (!file && file.error() == EACCES && flags != fi->flags)
+    file = d.fs->open(node_of(d, ino), fi->flags & ~O_APPEND);  // write-only file
   if (!file) {
     fuse_reply_err(req, file.error());
     return;
@@ -69,10 +73,6 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
     fuse_reply_err(req, static_cast<int>(-n));
   else
     fuse_reply_write(req, static_cast<size_t>(n));
-}
-
-void op_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  fuse_reply_err(req, 0);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
@@ -123,7 +123,6 @@ void add_file_ops(fuse_lowlevel_ops& ops) {
   ops.open = op_open;
   ops.read = op_read;
   ops.write_buf = op_write_buf;
-  ops.flush = op_flush;
   ops.fsync = op_fsync;
   ops.fallocate = op_fallocate;
   ops.lseek = op_lseek;

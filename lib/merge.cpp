@@ -72,11 +72,12 @@ Status follow_redirect(const std::vector<DirLayer>& parent,
 
 Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
-    const std::string& name) {
+    const std::string& name, unsigned from_layer) {
   if (is_reserved_name(name)) return std::optional<Resolution>();
   const std::string wh_name = std::string(kWhiteoutPrefix) + name;
   std::optional<Resolution> found;
   for (const DirLayer& pl : parent) {
+    if (pl.layer < from_layer) continue;
     auto fd = stack.parent_fd(pl.layer);
     if (!fd) return Error{fd.error()};
     int dir = (*fd)->get();

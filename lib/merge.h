@@ -52,9 +52,12 @@ struct Resolution {
 
 // Resolves `name` in the directory whose merged layers are `parent`.
 // An empty optional means the name does not exist (or is hidden).
+// `from_layer` skips the parent's layers above it: for a caller that knows
+// (from a current listing) that nothing above that layer has or hides the
+// name.
 Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
-    const std::string& name);
+    const std::string& name, unsigned from_layer = 0);
 
 // One visible entry of a merged directory.
 struct MergedEntry {

@@ -187,9 +187,25 @@ Result<struct stat> MergedFs::stat_node(Node* node, const NodeView& v,
 
 Result<std::pair<Node*, struct stat>> MergedFs::lookup(
     Node* parent, const std::string& name) {
+  return lookup_from(parent, name, 0);
+}
+
+Result<std::pair<Node*, struct stat>> MergedFs::lookup_listed(
+    Node* dir, const std::shared_ptr<const Listing>& listing,
+    const MergedEntry& entry) {
+  bool current;
+  {
+    std::lock_guard lock(dir->mu);
+    current = dir->listing == listing;
+  }
+  return lookup_from(dir, entry.name, current ? entry.layer : 0);
+}
+
+Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
+    Node* parent, const std::string& name, unsigned from_layer) {
   NodeView pv = view_of(*parent);
   if (!S_ISDIR(pv.type)) return Error{ENOTDIR};
-  auto found = resolve_name(pv.dir_layers, stack_view(parent), name);
+  auto found = resolve_name(pv.dir_layers, stack_view(parent), name, from_layer);
   if (!found) return Error{found.error()};
   if (!*found) return Error{ENOENT};
   Resolution& r = **found;
@@ -293,12 +309,7 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
   }
   auto fd = open_fd(node, v, flags);
   if (!fd) return Error{fd.error()};
-  auto f = std::make_unique<OpenFile>();
-  f->node = node;
-  f->fd = std::move(*fd);
-  f->layer = v.layer;
-  f->writable = writing;
-  return f;
+  return make_open_file(node, std::move(*fd), v.layer, writing);
 }
 
 std::shared_ptr<Fd> MergedFs::read_fd(OpenFile& f) {

@@ -52,6 +52,17 @@ struct OpenFile {
   bool writable;
 };
 
+inline std::unique_ptr<OpenFile> make_open_file(Node* node,
+                                                std::shared_ptr<Fd> fd,
+                                                unsigned layer, bool writable) {
+  auto f = std::make_unique<OpenFile>();
+  f->node = node;
+  f->fd = std::move(fd);
+  f->layer = layer;
+  f->writable = writable;
+  return f;
+}
+
 // The fd an open file writes through now.
 inline std::shared_ptr<Fd> current_fd(OpenFile& f) {
   std::lock_guard lock(f.mu);
@@ -91,6 +102,12 @@ class MergedFs {
   // Resolves `name` in `parent`; counts one lookup on the returned node.
   Result<std::pair<Node*, struct stat>> lookup(Node* parent,
                                                const std::string& name);
+  // lookup() of an entry of `listing`, a listing taken of `dir`: while that
+  // listing is still the directory's current one, the layers above the
+  // entry's are known not to have the name and are not asked again.
+  Result<std::pair<Node*, struct stat>> lookup_listed(
+      Node* dir, const std::shared_ptr<const Listing>& listing,
+      const MergedEntry& entry);
   void forget(Node* node, uint64_t n) { nodes_.forget(node, n); }
 
   Result<struct stat> getattr(Node* node);
@@ -163,6 +180,9 @@ class MergedFs {
                                    const std::string& name);
   bool is_private_xattr(const std::string& name) const;
   StackView stack_view(Node* parent);
+  Result<std::pair<Node*, struct stat>> lookup_from(Node* parent,
+                                                    const std::string& name,
+                                                    unsigned from_layer);
 
   // Write side (merged_fs_write.cpp, copy_up_node.cpp).
   Status writable() const;
@@ -175,8 +195,6 @@ class MergedFs {
   Result<bool> lower_has(Node* parent, const std::string& name);
   // What the upper holds at parent/name: 0, or its S_IFMT (whiteouts too).
   Result<mode_t> upper_entry(int parent_fd, const std::string& name);
-  // Whether the merged view has `name` in `parent`.
-  Result<bool> merged_has(Node* parent, const std::string& name);
   // Common tail of the entry-creating calls: record the node, reply stat.
   // Records a just-created upper entry parent/name as a node.
   Result<Entry> adopt(Node* parent, const std::string& name, int parent_fd,
@@ -188,8 +206,13 @@ class MergedFs {
     bool over_whiteout;
   };
   Result<Slot> new_slot(Node* parent, const std::string& name);
-  Result<Entry> create_entry(Node* parent, const std::string& name, mode_t mode,
-                             dev_t rdev, const std::string& target, const Caller& who);
+  // Makes a non-directory entry. A regular file stays open with
+  // `open_flags` (O_CREAT|O_EXCL added) in the returned Fd; other types
+  // return an empty Fd.
+  Result<std::pair<Entry, Fd>> create_entry(Node* parent, const std::string& name,
+                                            mode_t mode, dev_t rdev,
+                                            const std::string& target,
+                                            const Caller& who, int open_flags);
   Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
                     bool is_dir);
   void changed(Node* dir);

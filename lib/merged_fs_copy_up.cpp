@@ -90,6 +90,7 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
     return installed;
   }
   mark_impure(parent, dest_fd);
+  changed(parent);  // its listing has this entry in a lower layer
   auto restored = restore_times(dest_fd, *parent_st);  // as overlayfs does
   if (!restored) return restored;
   std::lock_guard lock(node->mu);
@@ -104,13 +105,6 @@ Result<mode_t> MergedFs::upper_entry(int parent_fd, const std::string& name) {
   if (st) return static_cast<mode_t>(st->st_mode & S_IFMT);
   if (st.error() == ENOENT) return static_cast<mode_t>(0);
   return Error{st.error()};
-}
-
-Result<bool> MergedFs::merged_has(Node* parent, const std::string& name) {
-  NodeView pv = view_of(*parent);
-  auto r = resolve_name(pv.dir_layers, stack_view(parent), name);
-  if (!r) return Error{r.error()};
-  return r->has_value();
 }
 
 Result<bool> MergedFs::lower_has(Node* parent, const std::string& name) {

@@ -17,16 +17,25 @@ Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name)
   if (!ok) return Error{ok.error()};
   if (is_reserved_name(name)) return Error{EINVAL};
   if (!S_ISDIR(view_of(*parent).type)) return Error{ENOTDIR};
-  auto has = merged_has(parent, name);
-  if (!has) return Error{has.error()};
-  if (*has) return Error{EEXIST};
+  // The parent is copied up first, as overlayfs does; then the upper is
+  // asked, and the lowers only if the upper neither has nor hides the name.
   auto dir = upper_dir(parent);
   if (!dir) return Error{dir.error()};
-  auto existing = upper_entry((*dir)->get(), name);
-  if (!existing) return Error{existing.error()};
-  auto wh_file = exists_at((*dir)->get(), std::string(kWhiteoutPrefix) + name);
+  int fd = (*dir)->get();
+  auto st = stat_at(fd, name);
+  if (st) {
+    if (!is_inline_whiteout(fd, name, *st, view_of(*parent).dir_layers[0].marks))
+      return Error{EEXIST};
+    return Slot{std::move(*dir), static_cast<mode_t>(st->st_mode & S_IFMT), true};
+  }
+  if (st.error() != ENOENT) return Error{st.error()};
+  auto wh_file = exists_at(fd, std::string(kWhiteoutPrefix) + name);
   if (!wh_file) return Error{wh_file.error()};
-  return Slot{std::move(*dir), *existing, *existing != 0 || *wh_file};
+  if (*wh_file) return Slot{std::move(*dir), 0, true};
+  auto below = lower_has(parent, name);
+  if (!below) return Error{below.error()};
+  if (*below) return Error{EEXIST};
+  return Slot{std::move(*dir), 0, false};
 }
 
 Status MergedFs::finish_new(const Slot& slot, const std::string& name,
@@ -78,29 +87,29 @@ Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
 
 namespace {
 
-// Creates one non-directory entry of `mode`'s type at dir/name.
-Status make_entry(int dir, const std::string& name, mode_t mode, dev_t rdev,
-                  const std::string& symlink_target) {
-  if (S_ISLNK(mode)) return make_symlink_at(symlink_target, dir, name);
-  if (S_ISREG(mode)) {
-    auto f = open_at(dir, name, O_CREAT | O_EXCL | O_WRONLY, mode & 07777);
-    return f ? Status{} : Status{Error{f.error()}};
-  }
-  return make_node_at(dir, name, mode, rdev);
+// Creates one non-directory entry of `mode`'s type at dir/name; a regular
+// file is returned open with `open_flags`.
+Result<Fd> make_entry(int dir, const std::string& name, mode_t mode, dev_t rdev,
+                      const std::string& symlink_target, int open_flags) {
+  if (S_ISREG(mode))
+    return open_at(dir, name, open_flags | O_CREAT | O_EXCL, mode & 07777);
+  Status made = S_ISLNK(mode) ? make_symlink_at(symlink_target, dir, name)
+                              : make_node_at(dir, name, mode, rdev);
+  if (!made) return Error{made.error()};
+  return Fd{};
 }
 
 }  // namespace
 
-Result<MergedFs::Entry> MergedFs::create_entry(Node* parent, const std::string& name,
-                                               mode_t mode, dev_t rdev,
-                                               const std::string& target,
-                                               const Caller& who) {
+Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
+    Node* parent, const std::string& name, mode_t mode, dev_t rdev,
+    const std::string& target, const Caller& who, int open_flags) {
   auto slot = new_slot(parent, name);
   if (!slot) return Error{slot.error()};
   // Over a whiteout the entry is made in the work dir, then swapped in.
   std::string made_as = slot->over_whiteout ? upper_->temp_name() : name;
   int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
-  auto made = make_entry(dir, made_as, mode, rdev, target);
+  auto made = make_entry(dir, made_as, mode, rdev, target, open_flags);
   if (!made) return Error{made.error()};
   auto fin = finish_new(*slot, made_as, who, false);
   if (fin && slot->over_whiteout)
@@ -109,33 +118,46 @@ Result<MergedFs::Entry> MergedFs::create_entry(Node* parent, const std::string& 
     (void)unlink_at(dir, made_as, false);
     return Error{fin.error()};
   }
-  return adopt(parent, name, slot->dir->get(), false);
+  auto entry = adopt(parent, name, slot->dir->get(), false);
+  if (!entry) return Error{entry.error()};
+  return std::make_pair(std::move(*entry), std::move(*made));
 }
 
 Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
                                             mode_t mode, dev_t rdev,
                                             const Caller& who) {
-  return create_entry(parent, name, mode, rdev, {}, who);
+  auto made = create_entry(parent, name, mode, rdev, {}, who, O_WRONLY);
+  if (!made) return Error{made.error()};
+  return made->first;
 }
 
 Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_file(
     Node* parent, const std::string& name, mode_t mode, int flags,
     const Caller& who) {
-  auto entry = make_node(parent, name, S_IFREG | (mode & 07777), 0, who);
-  if (!entry) return Error{entry.error()};
-  auto fd = open(entry->first, flags & ~(O_CREAT | O_EXCL | O_TRUNC));
-  if (!fd) {
-    forget(entry->first, 1);
-    return Error{fd.error()};
+  // The file is opened as it is made: no second open, and any access mode
+  // works on a new file whatever its permission bits.
+  int open_flags = flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_NOFOLLOW);
+  auto made = create_entry(parent, name, S_IFREG | (mode & 07777), 0, {}, who,
+                           open_flags);
+  if (!made) return Error{made.error()};
+  Node* node = made->first.first;
+  auto fd = std::make_shared<Fd>(std::move(made->second));
+  {
+    std::lock_guard lock(node->mu);
+    node->open_fd = fd;
   }
-  return std::make_pair(std::move(*entry), std::move(*fd));
+  return std::make_pair(std::move(made->first),
+                        make_open_file(node, std::move(fd), 0,
+                                       (flags & O_ACCMODE) != O_RDONLY));
 }
 
 Result<MergedFs::Entry> MergedFs::make_symlink(Node* parent,
                                                const std::string& name,
                                                const std::string& target,
                                                const Caller& who) {
-  return create_entry(parent, name, S_IFLNK | 0777, 0, target, who);
+  auto made = create_entry(parent, name, S_IFLNK | 0777, 0, target, who, 0);
+  if (!made) return Error{made.error()};
+  return made->first;
 }
 
 Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name,
