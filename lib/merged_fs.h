@@ -83,6 +83,10 @@ struct AttrChange {
   std::optional<off_t> size;
   // UTIME_NOW / UTIME_OMIT allowed in tv_nsec.
   std::optional<struct timespec> atime, mtime;
+
+  bool empty() const {
+    return !mode && !uid && !gid && !size && !atime && !mtime;
+  }
 };
 
 // A merged directory's entries, as served to readdir.

@@ -229,6 +229,7 @@ Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir
   if (!found) return Error{found.error()};
   Node* node = found->first;
   bool node_is_dir = S_ISDIR(found->second.st_mode);
+  const unsigned layer = view_of(*node).layer;
   Status result;
   if (is_dir && !node_is_dir) {
     result = Error{ENOTDIR};
@@ -245,12 +246,17 @@ Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir
   auto dir = upper_dir(parent);
   if (!dir) return Error{dir.error()};
   int dir_fd_ = (*dir)->get();
-  auto lower = lower_has(parent, name);
-  if (!lower) return Error{lower.error()};
-  auto existing = upper_entry(dir_fd_, name);
-  if (!existing) return Error{existing.error()};
+  // A name found below the upper has nothing in the upper; one found in the
+  // upper may still cover a lower one (which then needs a whiteout).
+  Result<bool> lower = true;
+  mode_t existing = 0;
+  if (layer == 0) {
+    lower = lower_has(parent, name);
+    if (!lower) return Error{lower.error()};
+    existing = found->second.st_mode & S_IFMT;
+  }
   if (*lower) {
-    result = upper_->whiteout(dir_fd_, name, *existing);
+    result = upper_->whiteout(dir_fd_, name, existing);
   } else if (is_dir) {
     // Its upper copy may still hold whiteouts: move it out, then remove.
     std::string temp = upper_->temp_name();

@@ -78,6 +78,12 @@ Status Upper::install(const std::string& temp, int parent,
 }
 
 Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
+  if (device_whiteouts_.load() && existing == 0) {
+    // Nothing to replace: the device appears whole under its name at once.
+    auto made = make_node_at(parent, name, S_IFCHR | 0, makedev(0, 0));
+    if (made || (made.error() != EPERM && made.error() != EACCES)) return made;
+    device_whiteouts_.store(false);
+  }
   if (device_whiteouts_.load()) {
     std::string temp = temp_name();
     auto made = make_node_at(work(), temp, S_IFCHR | 0, makedev(0, 0));

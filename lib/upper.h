@@ -3,7 +3,8 @@
 // Every change that must look atomic to a reader of the upper dir (copy-up,
 // whiteout, opaque dir) is prepared under a temporary name in W/work (on the
 // upper's filesystem) and moved into place with one rename, as overlayfs
-// does. What a crash leaves in W/work is removed at the next mount.
+// does; a whiteout device where the upper has nothing is one mknod, already
+// atomic. What a crash leaves in W/work is removed at the next mount.
 // layerfs's own bookkeeping xattrs live under overlay.layerfs.*, a prefix
 // that kernel overlayfs hides from its merged view as it hides its own.
 // Thread-safe: temp names come from an atomic counter; the whiteout form
