@@ -68,6 +68,7 @@ def main():
         expect_error(problems, ["-o", f"lowerdir={a}", f"{tmp}/nomnt"], "nomnt", mnt)
         expect_error(problems, ["-o", f"lowerdir={a},uidmapping=zz", mnt], "uidmapping", mnt)
         expect_error(problems, ["-o", f"lowerdir={a},timeout=soon", mnt], "timeout", mnt)
+        expect_error(problems, ["-o", f"lowerdir={a},writeback=2", mnt], "writeback", mnt)
         expect_error(problems, ["-o", f"lowerdir={a},upperdir={b}", mnt], "workdir", mnt)
         expect_error(problems, ["--bogus", "-o", f"lowerdir={a}", mnt], "--bogus", mnt)
         expect_error(problems, ["-o"], "-o", mnt)
@@ -105,6 +106,30 @@ def main():
             st = os.lstat(os.path.join(mnt, "in-a"))
             if (st.st_uid, st.st_gid) != (0, 678):
                 problems.append(f"uid/gid mapping shows {st.st_uid}:{st.st_gid}")
+        # both data paths: through the kernel's writeback cache (the default)
+        # and straight through; appends land at the end either way
+        for wb in ("1", "0"):
+            u, w = os.path.join(tmp, f"u{wb}"), os.path.join(tmp, f"w{wb}")
+            os.mkdir(u)
+            os.mkdir(w)
+            with harness.layerfs(mnt, [a], u, w, extra=[f"writeback={wb}"]):
+                p = os.path.join(mnt, "log")
+                with open(p, "wb") as f:
+                    f.write(b"x" * 5000)
+                fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+                os.write(fd, b"tail")
+                os.close(fd)
+                os.chmod(p, 0o200)  # write-only: the kernel still fills partial pages
+                fd = os.open(p, os.O_WRONLY)
+                os.pwrite(fd, b"mid", 100)
+                os.close(fd)
+                seen = os.lstat(p).st_size
+            with open(os.path.join(u, "log"), "rb") as f:
+                data = f.read()
+            want = b"x" * 100 + b"mid" + b"x" * 4897 + b"tail"
+            if data != want or seen != len(want):
+                problems.append(f"writeback={wb}: upper holds {len(data)} bytes "
+                                f"(mount showed {seen}), not the {len(want)} written")
     harness.check(problems)
 
 
