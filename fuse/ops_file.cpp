@@ -91,6 +91,13 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
               fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
+  if (d.writeback) {
+    // The kernel does not write its dirty pages back before asking, so the
+    // layer's file may not show them yet: let the kernel answer itself
+    // (the whole file as data), once and for all.
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
   auto r = seek_fd(d.fs->read_fd(*file_of(fi))->get(), off, whence);
   if (!r)
     fuse_reply_err(req, r.error());

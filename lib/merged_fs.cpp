@@ -187,22 +187,25 @@ Result<struct stat> MergedFs::stat_node(Node* node, const NodeView& v,
 
 Result<std::pair<Node*, struct stat>> MergedFs::lookup(
     Node* parent, const std::string& name) {
-  return lookup_from(parent, name, 0);
+  return lookup_from(parent, name, 0, true);
 }
 
 Result<std::pair<Node*, struct stat>> MergedFs::lookup_listed(
     Node* dir, const std::shared_ptr<const Listing>& listing,
     const MergedEntry& entry) {
-  bool current;
-  {
+  auto current = [&] {
     std::lock_guard lock(dir->mu);
-    current = dir->listing == listing;
-  }
-  return lookup_from(dir, entry.name, current ? entry.layer : 0);
+    return dir->listing == listing;
+  };
+  if (entry.layer == 0 || !current()) return lookup_from(dir, entry.name, 0, true);
+  auto r = lookup_from(dir, entry.name, entry.layer, true);
+  if (current()) return r;
+  if (r) forget(r->first, 1);  // changed meanwhile: ask every layer
+  return lookup_from(dir, entry.name, 0, true);
 }
 
 Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
-    Node* parent, const std::string& name, unsigned from_layer) {
+    Node* parent, const std::string& name, unsigned from_layer, bool retry) {
   NodeView pv = view_of(*parent);
   if (!S_ISDIR(pv.type)) return Error{ENOTDIR};
   auto found = resolve_name(pv.dir_layers, stack_view(parent), name, from_layer);
@@ -215,15 +218,24 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
     auto pfd = dir_fd(parent, 0);
     if (pfd) ino = origin_ino((*pfd)->get(), name).value_or(ino);
   }
+  bool raced = false;
   Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
+    if (retry && n.layer == 0 && r.layer != 0 && n.type == (r.st.st_mode & S_IFMT)) {
+      raced = true;  // copied up since the resolution: it stays up
+      return;
+    }
     bool same = n.type == (r.st.st_mode & S_IFMT) && n.layer == r.layer &&
                 n.dir_layers.size() == r.dir_layers.size();
-    if (!same) n.listing.reset();
+    if (!same) n.drop_listing();
     n.layer = r.layer;
     n.type = r.st.st_mode & S_IFMT;
     n.ino = ino;
     n.dir_layers = r.dir_layers;
   });
+  if (raced) {
+    nodes_.forget(child, 1);
+    return lookup_from(parent, name, 0, false);
+  }
   for (size_t i = 0; i < r.dir_fds.size(); ++i)
     dir_fds_.put(child->serial, r.dir_layers[i].layer, r.dir_fds[i]);
   NodeView v{r.layer, static_cast<mode_t>(r.st.st_mode & S_IFMT), ino,
@@ -334,9 +346,11 @@ Result<Caller> MergedFs::caller(uid_t uid, gid_t gid) const {
 Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
   NodeView v = view_of(*dir);
   if (!S_ISDIR(v.type)) return Error{ENOTDIR};
+  uint64_t gen;
   {
     std::lock_guard lock(dir->mu);
     if (dir->listing) return dir->listing;
+    gen = dir->listing_gen;
   }
   auto fds = [&](unsigned l) { return dir_fd(dir, l); };
   auto merged = merge_listing(v.dir_layers, fds);
@@ -352,8 +366,10 @@ Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
   }
   auto shared = std::make_shared<const Listing>(std::move(*merged));
   std::lock_guard lock(dir->mu);
-  if (!dir->listing) dir->listing = shared;
-  return dir->listing;
+  if (dir->listing) return dir->listing;
+  // A change during the merge may be half in it: serve it, do not keep it.
+  if (dir->listing_gen == gen) dir->listing = shared;
+  return shared;
 }
 
 bool MergedFs::is_private_xattr(const std::string& name) const {

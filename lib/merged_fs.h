@@ -184,9 +184,12 @@ class MergedFs {
                                    const std::string& name);
   bool is_private_xattr(const std::string& name) const;
   StackView stack_view(Node* parent);
+  // lookup() from `from_layer` down. With `retry`, a resolution older than
+  // a copy-up that finished meanwhile is redone once instead of recorded.
   Result<std::pair<Node*, struct stat>> lookup_from(Node* parent,
                                                     const std::string& name,
-                                                    unsigned from_layer);
+                                                    unsigned from_layer,
+                                                    bool retry);
 
   // Write side (merged_fs_write.cpp, copy_up_node.cpp).
   Status writable() const;
@@ -224,6 +227,8 @@ class MergedFs {
   void mark_impure(Node* dir, int upper_fd);
   Status restore_times(int fd, const struct stat& before);
   Status remove_entry(Node* parent, const std::string& name, bool is_dir);
+  // The upper side of a removal: `node` (held) is parent/name.
+  Status unname(Node* parent, Node* node, const std::string& name, bool is_dir);
   Status make_opaque(int parent_fd, const std::string& name);
   std::string origin_of(const NodeView& v) const;
   // The fd and name to change `node`'s upper copy through (name empty: the

@@ -16,7 +16,7 @@ std::string MergedFs::origin_of(const NodeView& v) const {
 
 void MergedFs::changed(Node* dir) {
   std::lock_guard lock(dir->mu);
-  dir->listing.reset();
+  dir->drop_listing();
 }
 
 Status MergedFs::restore_times(int fd, const struct stat& before) {

@@ -71,7 +71,7 @@ Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
     v.dir_layers.push_back(DirLayer{0, marks, {}, {}});
   }
   Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
-    n.listing.reset();
+    n.drop_listing();
     n.layer = 0;
     n.type = v.type;
     n.ino = v.ino;
@@ -91,8 +91,13 @@ namespace {
 // file is returned open with `open_flags`.
 Result<Fd> make_entry(int dir, const std::string& name, mode_t mode, dev_t rdev,
                       const std::string& symlink_target, int open_flags) {
-  if (S_ISREG(mode))
-    return open_at(dir, name, open_flags | O_CREAT | O_EXCL, mode & 07777);
+  if (S_ISREG(mode)) {
+    auto f = open_at(dir, name, open_flags | O_CREAT | O_EXCL, mode & 07777);
+    // Some flags fail only after the file is made (O_DIRECT where the
+    // filesystem lacks it): leave nothing behind.
+    if (!f && f.error() != EEXIST) (void)unlink_at(dir, name, false);
+    return f;
+  }
   Status made = S_ISLNK(mode) ? make_symlink_at(symlink_target, dir, name)
                               : make_node_at(dir, name, mode, rdev);
   if (!made) return Error{made.error()};
@@ -229,7 +234,6 @@ Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir
   if (!found) return Error{found.error()};
   Node* node = found->first;
   bool node_is_dir = S_ISDIR(found->second.st_mode);
-  const unsigned layer = view_of(*node).layer;
   Status result;
   if (is_dir && !node_is_dir) {
     result = Error{ENOTDIR};
@@ -240,21 +244,29 @@ Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir
     if (!entries) result = Error{entries.error()};
     else if (!(*entries)->empty()) result = Error{ENOTEMPTY};
   }
+  if (result) result = unname(parent, node, name, is_dir);
   forget(node, 1);
-  if (!result) return result;
+  return result;
+}
 
+Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
+                        bool is_dir) {
   auto dir = upper_dir(parent);
   if (!dir) return Error{dir.error()};
   int dir_fd_ = (*dir)->get();
+  // No copy-up of the node may land between reading its layer and the change.
+  std::lock_guard serial(node->copy_up_mu);
+  NodeView v = view_of(*node);
   // A name found below the upper has nothing in the upper; one found in the
   // upper may still cover a lower one (which then needs a whiteout).
   Result<bool> lower = true;
   mode_t existing = 0;
-  if (layer == 0) {
+  if (v.layer == 0) {
     lower = lower_has(parent, name);
     if (!lower) return Error{lower.error()};
-    existing = found->second.st_mode & S_IFMT;
+    existing = v.type;
   }
+  Status result;
   if (*lower) {
     result = upper_->whiteout(dir_fd_, name, existing);
   } else if (is_dir) {

@@ -41,12 +41,19 @@ struct Node {
   uint64_t ino = 0;                   // st_ino as shown by the mount
   std::vector<DirLayer> dir_layers;   // directories: every merged layer
   std::shared_ptr<const std::vector<MergedEntry>> listing;  // cached readdir
+  uint64_t listing_gen = 0;  // bumped by every change to the directory
   bool unlinked = false;            // its last name was removed
   std::weak_ptr<const Fd> open_fd;  // the latest open file, for fstat once unlinked
 
   std::mutex copy_up_mu;  // serialises copy-up of this node; before mu
 
   explicit Node(uint64_t s) : serial(s) {}
+
+  // The directory changed: its cached listing is stale. Needs mu.
+  void drop_listing() {
+    listing.reset();
+    ++listing_gen;
+  }
 };
 
 // A consistent copy of a node's resolution, taken under its lock.

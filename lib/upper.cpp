@@ -81,8 +81,8 @@ Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
   if (device_whiteouts_.load() && existing == 0) {
     // Nothing to replace: the device appears whole under its name at once.
     auto made = make_node_at(parent, name, S_IFCHR | 0, makedev(0, 0));
-    if (made || (made.error() != EPERM && made.error() != EACCES)) return made;
-    device_whiteouts_.store(false);
+    if (made || made.error() != EPERM) return made;
+    // Not allowed to make devices: the work dir path below finds out for good.
   }
   if (device_whiteouts_.load()) {
     std::string temp = temp_name();
