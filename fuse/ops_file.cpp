@@ -35,8 +35,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
   int flags = layer_open_flags(d, fi->flags);
   auto file = d.fs->open(node_of(d, ino), flags);
-  if (!file && file.error() == EACCES && flags != fi->flags)
-    file = d.fs->open(node_of(d, ino), fi->flags & ~O_APPEND);  // write-only file
+  if (!file && file.error() == EACCES && flags != fi->flags) {
+    // A file the daemon may only write: its pages must not be cached, as
+    // the kernel would read them back to fill partial ones.
+    file = d.fs->open(node_of(d, ino), fi->flags & ~O_APPEND);
+    fi->direct_io = 1;
+  }
   if (!file) {
     fuse_reply_err(req, file.error());
     return;
