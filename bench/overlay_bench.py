@@ -284,20 +284,32 @@ def rss_workloads(targets, s):
     return rows
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes, for CI")
-    p.add_argument("--samples", type=int, default=3)
+def target_args(description):
+    """The options every side-by-side program takes: which layerfs, where."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--layerfs", default=os.path.join(os.path.dirname(__file__), "..", "build",
                                                      "fuse", "layerfs"))
     p.add_argument("--dir", default="/var/tmp", help="where the stack and mounts are made")
+    return p
+
+
+def missing_prerequisite():
+    """Why the targets cannot all be mounted here, or None."""
+    if os.geteuid() != 0:
+        return "needs root"
+    if not shutil.which("fuse-overlayfs"):
+        return "fuse-overlayfs is not installed"
+    return None
+
+
+def main():
+    p = target_args(__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    p.add_argument("--samples", type=int, default=3)
     p.add_argument("--only", default="", help="run workloads whose name contains this")
     args = p.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root")
-        return 77
-    if not shutil.which("fuse-overlayfs"):
-        print("SKIP: fuse-overlayfs is not installed")
+    if why := missing_prerequisite():
+        print(f"SKIP: {why}")
         return 77
     s = Scale(args.quick)
     base = tempfile.mkdtemp(dir=args.dir, prefix="layerfs-bench-")

@@ -9,7 +9,6 @@ Needs root and fuse-overlayfs.
 
   bench/round_trip.py [--calls 20000] [--runs 5] [--layerfs PATH]
 """
-import argparse
 import os
 import shutil
 import statistics
@@ -18,7 +17,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from overlay_bench import Target  # noqa: E402
+from overlay_bench import Target, missing_prerequisite, target_args  # noqa: E402
 
 
 def per_call_us(path, calls):
@@ -30,18 +29,12 @@ def per_call_us(path, calls):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = target_args(__doc__.splitlines()[0])
     p.add_argument("--calls", type=int, default=20000)
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--layerfs", default=os.path.join(os.path.dirname(__file__), "..", "build",
-                                                     "fuse", "layerfs"))
-    p.add_argument("--dir", default="/var/tmp")
     args = p.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root")
-        return 77
-    if not shutil.which("fuse-overlayfs"):
-        print("SKIP: fuse-overlayfs is not installed")
+    if why := missing_prerequisite():
+        print(f"SKIP: {why}")
         return 77
     base = tempfile.mkdtemp(dir=args.dir, prefix="layerfs-rt-")
     try:
