@@ -197,7 +197,8 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_listed(
     std::lock_guard lock(dir->mu);
     return dir->listing == listing;
   };
-  if (entry.layer == 0 || !current()) return lookup_from(dir, entry.name, 0, true);
+  if (entry.layer == 0 || !current())
+    return lookup_from(dir, entry.name, 0, true);
   auto r = lookup_from(dir, entry.name, entry.layer, true);
   if (current()) return r;
   if (r) forget(r->first, 1);  // changed meanwhile: ask every layer
@@ -220,7 +221,8 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
   }
   bool raced = false;
   Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
-    if (retry && n.layer == 0 && r.layer != 0 && n.type == (r.st.st_mode & S_IFMT)) {
+    mode_t type = r.st.st_mode & S_IFMT;
+    if (retry && n.layer == 0 && r.layer != 0 && n.type == type) {
       raced = true;  // copied up since the resolution: it stays up
       return;
     }

@@ -26,7 +26,8 @@ Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name)
   if (st) {
     if (!is_inline_whiteout(fd, name, *st, view_of(*parent).dir_layers[0].marks))
       return Error{EEXIST};
-    return Slot{std::move(*dir), static_cast<mode_t>(st->st_mode & S_IFMT), true};
+    mode_t type = st->st_mode & S_IFMT;
+    return Slot{std::move(*dir), type, true};
   }
   if (st.error() != ENOENT) return Error{st.error()};
   auto wh_file = exists_at(fd, std::string(kWhiteoutPrefix) + name);
