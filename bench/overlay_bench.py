@@ -160,11 +160,16 @@ def warm_up(path):
         sh(f"cat {path} > /dev/null")
 
 
-def w_seq_read(m, s, cold):
-    if not cold:
-        warm_up(f"{m}/big")
-    else:
+def prepare(cold, warm):
+    """Before the timed part: empty caches when cold, else `warm()`."""
+    if cold:
         drop_caches()
+    else:
+        warm()
+
+
+def w_seq_read(m, s, cold):
+    prepare(cold, lambda: warm_up(f"{m}/big"))
     return timed(lambda: sh(f"dd if={m}/big of=/dev/null bs=1M"))
 
 
@@ -195,19 +200,12 @@ def w_create(m, s, cold):
 
 def w_lstat(m, s, cold):
     names = [f"{m}/many/f{i}" for i in range(s.small)]
-    if cold:
-        drop_caches()
-    else:
-        for n in names:
-            os.lstat(n)
+    prepare(cold, lambda: [os.lstat(n) for n in names])
     return timed(lambda: [os.lstat(n) for n in names])
 
 
 def w_readdir(m, s, cold):
-    if cold:
-        drop_caches()
-    else:
-        os.listdir(f"{m}/wide")
+    prepare(cold, lambda: os.listdir(f"{m}/wide"))
     return timed(lambda: sh(f"ls -f {m}/wide | wc -l"))
 
 
@@ -217,18 +215,13 @@ def w_tar_x(m, s, cold):
 
 
 def w_find_du(m, s, cold):
-    if cold:
-        drop_caches()
-    else:
-        sh(f"find {m}/tree > /dev/null; du -s {m}/tree")
-    return timed(lambda: sh(f"find {m}/tree > /dev/null; du -s {m}/tree"))
+    walk = f"find {m}/tree > /dev/null; du -s {m}/tree"
+    prepare(cold, lambda: sh(walk))
+    return timed(lambda: sh(walk))
 
 
 def w_fio(m, s, cold):
-    if cold:
-        drop_caches()
-    else:
-        warm_up(f"{m}/fio")
+    prepare(cold, lambda: warm_up(f"{m}/fio"))
     cmd = (f"fio --name=rr --filename={m}/fio --rw=randread --bs=4k --size={s.fio_size} "
            f"--io_size={min(s.fio_size, 64 * MiB)} --ioengine=psync --direct=0 "
            f"--randrepeat=1 --readonly --output=/dev/null")

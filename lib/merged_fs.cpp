@@ -302,7 +302,11 @@ Result<std::shared_ptr<Fd>> MergedFs::open_fd(Node* node, const NodeView& v,
     fd = open_path(proc_path(other->get(), ""), pass & ~O_TRUNC);
   }
   if (!fd) return Error{fd.error()};
-  auto shared = std::make_shared<Fd>(std::move(*fd));
+  return track_open(node, std::move(*fd));
+}
+
+std::shared_ptr<Fd> MergedFs::track_open(Node* node, Fd fd) {
+  auto shared = std::make_shared<Fd>(std::move(fd));
   std::lock_guard lock(node->mu);
   node->open_fd = shared;
   return shared;

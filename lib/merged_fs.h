@@ -83,10 +83,6 @@ struct AttrChange {
   std::optional<off_t> size;
   // UTIME_NOW / UTIME_OMIT allowed in tv_nsec.
   std::optional<struct timespec> atime, mtime;
-
-  bool empty() const {
-    return !mode && !uid && !gid && !size && !atime && !mtime;
-  }
 };
 
 // A merged directory's entries, as served to readdir.
@@ -174,6 +170,8 @@ class MergedFs {
   // Parent dir fd and name for per-name calls on `node` in its layer.
   Result<std::pair<std::shared_ptr<const Fd>, std::string>> locate(
       Node* node, unsigned layer);
+  // Records `fd` as the node's latest open file (for fstat once unlinked).
+  std::shared_ptr<Fd> track_open(Node* node, Fd fd);
   Result<std::shared_ptr<Fd>> open_fd(Node* node, const NodeView& v, int flags);
   Result<struct stat> raw_stat(Node* node, const NodeView& v);
   // raw layer stat -> what the mount shows (override, ino, owners).

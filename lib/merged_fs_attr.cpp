@@ -24,9 +24,6 @@ Result<MergedFs::UpperTarget> MergedFs::upper_target(Node* node) {
 
 Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
                                       int fd) {
-  // Nothing to set (the kernel's writeback cache flushing a ctime, which
-  // the upper keeps by itself): no copy-up.
-  if (change.empty()) return getattr(node);
   auto ok = writable();
   if (!ok) return Error{ok.error()};
   bool truncating_to_zero = change.size && *change.size == 0;

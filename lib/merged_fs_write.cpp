@@ -147,11 +147,7 @@ Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_f
                            open_flags);
   if (!made) return Error{made.error()};
   Node* node = made->first.first;
-  auto fd = std::make_shared<Fd>(std::move(made->second));
-  {
-    std::lock_guard lock(node->mu);
-    node->open_fd = fd;
-  }
+  auto fd = track_open(node, std::move(made->second));
   return std::make_pair(std::move(made->first),
                         make_open_file(node, std::move(fd), 0,
                                        (flags & O_ACCMODE) != O_RDONLY));
