@@ -122,8 +122,8 @@ std::optional<std::string> parse_id(const char* text, const char* what,
 
 std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
   if (!raw.lowerdir) return std::string("missing lowerdir option");
+  if (auto problem = lowerdir_problem(raw.lowerdir)) return problem;
   c.lowers = split_lowerdir(raw.lowerdir);
-  if (c.lowers.empty()) return std::string("lowerdir is empty");
   if (raw.upperdir) c.upper = raw.upperdir;
   if (raw.workdir) c.work = raw.workdir;
   if (!c.upper.empty() && c.work.empty())
@@ -233,11 +233,14 @@ std::optional<std::string> parse_command_line(int argc, char** argv,
   if (positional.size() == 2) out.source = positional[0];
 
   std::vector<std::string> storage{argv[0]};
-  for (const auto& s : option_strings)
+  for (const auto& s : option_strings) {
+    if (has_open_quote(s))
+      return fmt::format("unterminated '\"' in options '{}'", s);
     for (const auto& opt : split_option_string(s)) {
       storage.emplace_back("-o");
       storage.push_back(escape_for_fuse_opt(opt));
     }
+  }
   std::vector<char*> ptrs;
   for (auto& s : storage) ptrs.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(ptrs.size()), ptrs.data());

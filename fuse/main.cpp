@@ -5,6 +5,7 @@
 // mount_program) sees a non-zero exit with a one-line reason whenever the
 // mount did not come up. Serves requests with libfuse's multithreaded loop.
 #include <sys/resource.h>
+#include <csignal>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -146,6 +147,12 @@ int run(int argc, char** argv) {
     return fail(fmt::format("mountpoint '{}' does not exist", config.mountpoint));
   if (!S_ISDIR(mst.st_mode))
     return fail(fmt::format("mountpoint '{}' is not a directory", config.mountpoint));
+  // A second daemon over a live one would hide it, and its upper with it,
+  // until unmounted: almost always a script run twice.
+  for (const auto& live : layerfs_mountpoints())
+    if (live == absolute(config.mountpoint))
+      return fail(fmt::format("mountpoint '{}' is already a layerfs mount",
+                              config.mountpoint));
 
   LayerStack layers;
   if (auto err = LayerStack::open(config.lowers, config.upper, layers))
@@ -199,6 +206,9 @@ int run(int argc, char** argv) {
   fuse_loop_cfg_set_max_threads(loop, 16);
   int rc = fuse_session_loop_mt(session.get(), loop);
   fuse_loop_cfg_destroy(loop);
+  // The loop returns the number of the signal that ended it: SIGTERM,
+  // SIGINT and SIGHUP are asked-for shutdowns (Session unmounts on return).
+  if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) return 0;
   return rc == 0 ? 0 : 1;
 }
 

@@ -3,6 +3,8 @@
 
 #include <cerrno>
 
+#include "utf8_locale.h"
+
 namespace lfs {
 
 namespace {
@@ -55,6 +57,7 @@ la_ssize_t LayerReader::on_read(archive* tar, void* self, const void** buf) {
 
 Result<archive_entry*> LayerReader::next() {
   archive_entry* e = nullptr;
+  ScopedUtf8Locale utf8;  // PAX's UTF-8 names come through as their bytes
   int rc = archive_read_next_header(tar_.get(), &e);
   if (rc == ARCHIVE_EOF) return static_cast<archive_entry*>(nullptr);
   // Warnings (e.g. an unknown pax keyword) still give a usable header.

@@ -6,15 +6,14 @@
 
 #include <vector>
 
+#include "overlay_xattr.h"
+
 namespace lfs {
 
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
 
-bool starts_with(const std::string& s, const char* prefix) {
-  return s.rfind(prefix, 0) == 0;
-}
 
 // Copies [off, end) from in to out at the same offsets.
 Status copy_segment(CopyMethods& methods, int in, int out, off_t off, off_t end) {
@@ -96,12 +95,6 @@ Status copy_metadata(Upper& upper, int src_dir, const std::string& name,
 
 }  // namespace
 
-bool is_marker_xattr(const std::string& name) {
-  return starts_with(name, "trusted.overlay.") || starts_with(name, "user.overlay.") ||
-         starts_with(name, "trusted.layerfs.") || starts_with(name, "user.layerfs.") ||
-         starts_with(name, "user.fuseoverlayfs.");
-}
-
 Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,
                    const std::string& dst_name) {
   auto names = list_xattr_at(src_dir, name);
@@ -110,7 +103,7 @@ Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,
     return Error{names.error()};
   }
   for (const auto& attr : *names) {
-    if (is_marker_xattr(attr)) continue;
+    if (is_stack_marker_xattr(attr)) continue;
     auto value = get_xattr_at(src_dir, name, attr);
     if (!value) {
       if (value.error() == ENODATA) continue;

@@ -36,7 +36,4 @@ Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
 Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,
                    const std::string& dst_name);
 
-// True for the xattrs that belong to overlay/layerfs bookkeeping.
-bool is_marker_xattr(const std::string& name);
-
 }  // namespace lfs

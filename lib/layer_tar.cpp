@@ -14,6 +14,7 @@
 
 #include "apply_sys.h"
 #include "digest.h"
+#include "utf8_locale.h"
 
 namespace lfs {
 
@@ -284,7 +285,11 @@ Status LayerTarWriter::add(const TarEntry& e) {
   if (e.type == S_IFCHR || e.type == S_IFBLK) archive_entry_set_rdev(ae, e.rdev);
   for (const auto& [name, value] : e.xattrs)
     archive_entry_xattr_add_entry(ae, name.c_str(), value.data(), value.size());
-  if (archive_write_header(impl_->tar.get(), ae) != ARCHIVE_OK) {
+  ScopedUtf8Locale utf8;
+  // ARCHIVE_WARN: a name or target that is not UTF-8, written as its bytes
+  // under hdrcharset=BINARY; the entry is complete.
+  int written = archive_write_header(impl_->tar.get(), ae);
+  if (written != ARCHIVE_OK && written != ARCHIVE_WARN) {
     const char* why = archive_error_string(impl_->tar.get());
     error_ = why ? why : "";
     return Error{impl_->sink_error ? impl_->sink_error : EIO};

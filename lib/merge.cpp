@@ -74,7 +74,6 @@ Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
     const std::string& name, unsigned from_layer) {
   if (is_reserved_name(name)) return std::optional<Resolution>();
-  const std::string wh_name = std::string(kWhiteoutPrefix) + name;
   std::optional<Resolution> found;
   for (const DirLayer& pl : parent) {
     if (pl.layer < from_layer) continue;
@@ -84,7 +83,7 @@ Result<std::optional<Resolution>> resolve_name(
     auto st = stat_at(dir, name);
     if (!st) {
       if (st.error() != ENOENT) return Error{st.error()};
-      auto wh = exists_at(dir, wh_name);
+      auto wh = has_wh_file(dir, name);
       if (!wh) return Error{wh.error()};
       if (*wh) break;
       continue;
@@ -111,7 +110,7 @@ Result<std::optional<Resolution>> resolve_name(
       if (!followed) return Error{followed.error()};
       break;
     }
-    auto wh = exists_at(dir, wh_name);  // ".wh.NAME" beside a new NAME
+    auto wh = has_wh_file(dir, name);  // ".wh.NAME" beside a new NAME
     if (!wh) return Error{wh.error()};
     if (*wh) break;
   }

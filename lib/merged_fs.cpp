@@ -7,17 +7,12 @@
 #include <charconv>
 
 #include "mount_info.h"
+#include "overlay_xattr.h"
 
 namespace lfs {
 
 namespace {
 
-constexpr const char* kPrivateXattrPrefixes[] = {
-    "trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."};
-
-bool starts_with(const std::string& s, std::string_view prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
 
 // Parses "uid:gid:mode[:type]" (mode in octal).
 bool parse_override(const std::string& text, uint32_t& uid, uint32_t& gid,
@@ -378,11 +373,10 @@ Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
   return shared;
 }
 
-bool MergedFs::is_private_xattr(const std::string& name) const {
-  for (const char* p : kPrivateXattrPrefixes)
-    if (starts_with(name, p)) return true;
-  return !config_.override_stat_xattr.empty() &&
-         name == config_.override_stat_xattr;
+bool MergedFs::is_private_xattr(const std::string& shown) const {
+  if (!config_.override_stat_xattr.empty() && shown == config_.override_stat_xattr)
+    return true;
+  return is_stack_marker_xattr(stored_xattr_name(shown));
 }
 
 Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
@@ -390,7 +384,7 @@ Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
       !config_.mount_info_json.empty())
     return config_.mount_info_json;
   if (is_private_xattr(name)) return Error{ENODATA};
-  return getxattr_raw(node, view_of(*node), name);
+  return getxattr_raw(node, view_of(*node), stored_xattr_name(name));
 }
 
 Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
@@ -407,8 +401,10 @@ Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
   }
   if (!names) return names;
   std::vector<std::string> shown;
-  for (auto& n : *names)
-    if (!is_private_xattr(n)) shown.push_back(std::move(n));
+  for (auto& n : *names) {
+    auto as_shown = shown_xattr_name(n);
+    if (as_shown && !is_private_xattr(*as_shown)) shown.push_back(std::move(*as_shown));
+  }
   return shown;
 }
 

@@ -180,7 +180,9 @@ class MergedFs {
   void apply_override(Node* node, const NodeView& v, struct stat& st);
   Result<std::string> getxattr_raw(Node* node, const NodeView& v,
                                    const std::string& name);
-  bool is_private_xattr(const std::string& name) const;
+  // A name given on the mount that names no xattr of the file: a marker of
+  // the stack or the hidden override_stat attribute.
+  bool is_private_xattr(const std::string& shown) const;
   StackView stack_view(Node* parent);
   // lookup() from `from_layer` down. With `retry`, a resolution older than
   // a copy-up that finished meanwhile is redone once instead of recorded.
@@ -218,8 +220,10 @@ class MergedFs {
                                             mode_t mode, dev_t rdev,
                                             const std::string& target,
                                             const Caller& who, int open_flags);
+  // Gives a new entry its owner (and keeps the set-id bits of `mode`, its
+  // full type and mode, that the ownership change would clear).
   Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
-                    bool is_dir);
+                    mode_t mode);
   void changed(Node* dir);
   // Records that the upper instance of `dir` holds entries with an origin.
   void mark_impure(Node* dir, int upper_fd);

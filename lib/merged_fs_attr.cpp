@@ -3,6 +3,7 @@
 
 #include "merged_fs.h"
 #include "mount_info.h"
+#include "overlay_xattr.h"
 
 namespace lfs {
 
@@ -87,7 +88,7 @@ Status MergedFs::setxattr(Node* node, const std::string& name,
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};
-  return set_xattr_at(t->dir->get(), t->name, name, value, flags);
+  return set_xattr_at(t->dir->get(), t->name, stored_xattr_name(name), value, flags);
 }
 
 Status MergedFs::removexattr(Node* node, const std::string& name) {
@@ -101,7 +102,7 @@ Status MergedFs::removexattr(Node* node, const std::string& name) {
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};
-  return remove_xattr_at(t->dir->get(), t->name, name);
+  return remove_xattr_at(t->dir->get(), t->name, stored_xattr_name(name));
 }
 
 }  // namespace lfs

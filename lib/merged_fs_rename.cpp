@@ -152,8 +152,23 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
       if (!prepared) return prepared;
     }
     Status moved = Error{EINVAL};
-    if (*src_lower)  // leave a whiteout behind atomically where possible
+    bool onto_whiteout = !target && *existing != 0 && !S_ISDIR(*existing);
+    if (src_dir && onto_whiteout) {
+      // rename(2) cannot put a directory over a device: swap the two, and
+      // the whiteout, now at the old name, hides the lower one there or goes.
+      moved = rename_at(from_fd, name, to_fd, new_name, RENAME_EXCHANGE);
+      if (!moved) return moved;
+      if (!*src_lower || !S_ISCHR(*existing)) {
+        auto removed = unlink_at(from_fd, name, false);
+        if (!removed) return removed;
+      }
+      if (*src_lower && !S_ISCHR(*existing)) {  // an xattr whiteout: its dir mark stays behind
+        auto wh = upper_->whiteout(from_fd, name, 0);
+        if (!wh) return wh;
+      }
+    } else if (*src_lower) {  // leave a whiteout behind atomically where possible
       moved = rename_at(from_fd, name, to_fd, new_name, RENAME_WHITEOUT);
+    }
     if (!moved) {
       moved = rename_at(from_fd, name, to_fd, new_name);
       if (!moved) return moved;

@@ -30,7 +30,7 @@ Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name)
     return Slot{std::move(*dir), type, true};
   }
   if (st.error() != ENOENT) return Error{st.error()};
-  auto wh_file = exists_at(fd, std::string(kWhiteoutPrefix) + name);
+  auto wh_file = has_wh_file(fd, name);
   if (!wh_file) return Error{wh_file.error()};
   if (*wh_file) return Slot{std::move(*dir), 0, true};
   auto below = lower_has(parent, name);
@@ -40,7 +40,7 @@ Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name)
 }
 
 Status MergedFs::finish_new(const Slot& slot, const std::string& name,
-                            const Caller& who, bool is_dir) {
+                            const Caller& who, mode_t mode) {
   // Created directly in the upper (or in the work dir, for `name` a temp).
   int dir = slot.over_whiteout ? upper_->work() : slot.dir->get();
   auto parent_st = stat_at(slot.dir->get(), "");
@@ -49,11 +49,14 @@ Status MergedFs::finish_new(const Slot& slot, const std::string& name,
   gid_t gid = setgid_parent ? parent_st->st_gid : who.gid;
   auto owned = chown_at(dir, name, who.uid, gid);
   if (!owned) return owned;
-  if (is_dir && setgid_parent && slot.over_whiteout) {
-    auto st = stat_at(dir, name);
-    if (!st) return Error{st.error()};
-    return chmod_at(dir, name, (st->st_mode & 07777) | S_ISGID);
-  }
+  // chown(2) clears set-id bits of a non-directory; the kernel already
+  // stripped what the caller may not set, so the mode asked for stands. A
+  // directory made in the work dir inherits no setgid from its new parent.
+  mode_t bits = mode & 07777;
+  if (S_ISDIR(mode) && setgid_parent) bits |= S_ISGID;
+  bool restore = S_ISDIR(mode) ? (setgid_parent && slot.over_whiteout)
+                               : !S_ISLNK(mode) && (bits & (S_ISUID | S_ISGID));
+  if (restore) return chmod_at(dir, name, bits);
   return {};
 }
 
@@ -117,7 +120,7 @@ Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
   int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
   auto made = make_entry(dir, made_as, mode, rdev, target, open_flags);
   if (!made) return Error{made.error()};
-  auto fin = finish_new(*slot, made_as, who, false);
+  auto fin = finish_new(*slot, made_as, who, mode);
   if (fin && slot->over_whiteout)
     fin = upper_->install(made_as, slot->dir->get(), name, slot->existing);
   if (!fin) {
@@ -132,6 +135,9 @@ Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
 Result<MergedFs::Entry> MergedFs::make_node(Node* parent, const std::string& name,
                                             mode_t mode, dev_t rdev,
                                             const Caller& who) {
+  // A 0/0 device would be a whiteout in the upper, not a new entry; kernel
+  // overlayfs refuses to make one through the mount for the same reason.
+  if (S_ISCHR(mode) && rdev == 0) return Error{EPERM};
   auto made = create_entry(parent, name, mode, rdev, {}, who, O_WRONLY);
   if (!made) return Error{made.error()};
   return made->first;
@@ -169,7 +175,7 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
   if (!slot->over_whiteout) {
     auto made = make_dir_at(slot->dir->get(), name, mode & 07777);
     if (!made) return Error{made.error()};
-    auto fin = finish_new(*slot, name, who, true);
+    auto fin = finish_new(*slot, name, who, S_IFDIR | (mode & 07777));
     if (!fin) {
       (void)unlink_at(slot->dir->get(), name, true);
       return Error{fin.error()};
@@ -179,7 +185,7 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
     std::string temp = upper_->temp_name();
     auto made = make_dir_at(upper_->work(), temp, mode & 07777);
     if (!made) return Error{made.error()};
-    auto fin = finish_new(*slot, temp, who, true);
+    auto fin = finish_new(*slot, temp, who, S_IFDIR | (mode & 07777));
     if (fin) fin = make_opaque(upper_->work(), temp);
     if (fin) fin = upper_->install(temp, slot->dir->get(), name, slot->existing);
     if (!fin) {

@@ -6,6 +6,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,7 +17,16 @@ namespace lfs {
 // (so a trailing comma is accepted).
 std::vector<std::string> split_option_string(std::string_view text);
 
+// Whether a "-o" string leaves a double quote open (context="... unended).
+bool has_open_quote(std::string_view text);
+
 // "A:B\:C:D" -> {"A", "B:C", "D"}; "\\" stands for one backslash.
 std::vector<std::string> split_lowerdir(std::string_view text);
+
+// Why a lowerdir list cannot be used, or nullopt. Refused: no layer, an
+// empty layer (":A", "A:"), and "::", which since Linux 6.5 starts the
+// kernel's data-only lower layers, a form layerfs does not implement (a
+// silent reading of it as one ':' would show what the kernel hides).
+std::optional<std::string> lowerdir_problem(std::string_view text);
 
 }  // namespace lfs

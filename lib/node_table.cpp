@@ -2,6 +2,7 @@
 #include "node_table.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 namespace lfs {
 
@@ -10,16 +11,15 @@ NodeTable::NodeTable() : root_(std::make_unique<Node>(1)) {
 }
 
 NodeTable::~NodeTable() {
-  // Free depth-first without recursion limits.
+  // A node with hard links sits in several children maps: free each once,
+  // depth-first without recursion limits.
+  std::unordered_set<Node*> all;
   std::vector<Node*> stack{root_.get()};
-  std::vector<Node*> all;
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
-    for (auto& [name, child] : n->children) {
-      stack.push_back(child);
-      all.push_back(child);
-    }
+    for (auto& [name, child] : n->children)
+      if (all.insert(child).second) stack.push_back(child);
   }
   for (Node* n : all) delete n;
 }

@@ -51,7 +51,8 @@ Status Upper::remove_tree(int parent, const std::string& name) {
 Status Upper::remove_temp(const std::string& temp) { return remove_tree(work(), temp); }
 
 Status Upper::drop_wh_file(int parent, const std::string& name) {
-  auto r = unlink_at(parent, std::string(kWhiteoutPrefix) + name, false);
+  if (!wh_file_fits(name)) return {};
+  auto r = unlink_at(parent, wh_file_name(name), false);
   if (!r && r.error() != ENOENT) return r;
   return {};
 }
@@ -91,6 +92,8 @@ Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
     if (made.error() != EPERM && made.error() != EACCES) return made;
     device_whiteouts_.store(false);  // unprivileged: ".wh." files from now on
   }
+  // ".wh." + a name near NAME_MAX cannot exist: refuse before changing anything.
+  if (!wh_file_fits(name)) return Error{ENAMETOOLONG};
   if (existing) {
     auto removed = remove_tree(parent, name);
     if (!removed) return Error{removed.error()};
@@ -98,7 +101,9 @@ Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
   std::string temp = temp_name();
   auto f = open_at(work(), temp, O_CREAT | O_EXCL | O_WRONLY, 0000);
   if (!f) return Error{f.error()};
-  return rename_at(work(), temp, parent, std::string(kWhiteoutPrefix) + name);
+  auto placed = rename_at(work(), temp, parent, wh_file_name(name));
+  if (!placed) (void)unlink_at(work(), temp, false);
+  return placed;
 }
 
 }  // namespace lfs

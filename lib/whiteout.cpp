@@ -1,6 +1,7 @@
 // Recognising whiteouts and opaque directories: see whiteout.h.
 #include "whiteout.h"
 
+#include <climits>
 #include <cerrno>
 
 #include "sys.h"
@@ -77,6 +78,21 @@ MarkerNames MarkerNames::trusted() {
 MarkerNames MarkerNames::user() {
   return {"user.overlay.opaque", "user.overlay.redirect",
           "user.overlay.whiteout", "user.overlay.layerfs.origin", "user.overlay.layerfs.impure"};
+}
+
+std::string wh_file_name(std::string_view name) {
+  std::string out(kWhiteoutPrefix);
+  out += name;
+  return out;
+}
+
+bool wh_file_fits(std::string_view name) {
+  return kWhiteoutPrefix.size() + name.size() <= NAME_MAX;
+}
+
+Result<bool> has_wh_file(int dirfd, const std::string& name) {
+  if (!wh_file_fits(name)) return false;
+  return exists_at(dirfd, wh_file_name(name));
 }
 
 std::string_view whiteout_target(std::string_view name) {

@@ -45,6 +45,13 @@ inline bool is_reserved_name(std::string_view name) {
   return name.substr(0, kWhiteoutPrefix.size()) == kWhiteoutPrefix;
 }
 
+// ".wh.NAME" for NAME. A NAME so long that ".wh.NAME" would pass NAME_MAX
+// can have no such file: has_wh_file() then says false without asking.
+std::string wh_file_name(std::string_view name);
+bool wh_file_fits(std::string_view name);
+// Whether dirfd holds a ".wh.NAME" file (any type) for NAME.
+Result<bool> has_wh_file(int dirfd, const std::string& name);
+
 // For ".wh.NAME" returns NAME; empty for the opaque marker or other names.
 std::string_view whiteout_target(std::string_view name);
 

@@ -45,7 +45,10 @@ CommitSource source_of(const LayerArgs& a) {
   }
   if (a.upper.empty()) fail("give a MOUNTPOINT, or --upper (and --lower)");
   src.upper = a.upper;
-  if (!a.lower.empty()) src.lowers = split_lowerdir(a.lower);
+  if (!a.lower.empty()) {
+    if (auto problem = lowerdir_problem(a.lower)) fail(*problem);
+    src.lowers = split_lowerdir(a.lower);
+  }
   return src;
 }
 

@@ -57,6 +57,7 @@ void open_layers_or_fail(const LayerArgs& args, const char* what,
   } else {
     if (args.lower.empty() || args.upper.empty())
       fail("give a MOUNTPOINT, or both --lower and --upper");
+    if (auto problem = lowerdir_problem(args.lower)) fail(*problem);
     lowers = split_lowerdir(args.lower);
     upper = args.upper;
   }

@@ -99,34 +99,81 @@ def layerfs_options(lowers, upper=None, work=None, extra=()):
     return ",".join(opts)
 
 
-def wait_mounted(path, proc, seconds=20):
+def wait_mounted(path, proc, seconds=20, log=None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if is_mounted(path):
             return
         if proc is not None and proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
+            if log is not None:
+                log.seek(0)
+                err = log.read().decode(errors="replace")
+            else:
+                err = proc.stderr.read().decode() if proc.stderr else ""
             raise RuntimeError(f"layerfs exited with {proc.returncode}: {err.strip()}")
         time.sleep(0.02)
     raise TimeoutError(f"{path} did not get mounted")
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def daemon_problems(returncode, stderr_text):
+    """What a daemon's exit says is wrong: a non-zero exit or a sanitizer report."""
+    problems = []
+    if returncode != 0:
+        tail = " | ".join(stderr_text.strip().splitlines()[-3:])
+        problems.append(f"layerfs exited with {returncode}: {tail}")
+    for mark in SANITIZER_MARKS:
+        if mark in stderr_text:
+            line = next(l for l in stderr_text.splitlines() if mark in l)
+            problems.append(f"layerfs sanitizer report: {line.strip()}")
+    return problems
+
+
+class DaemonFailed(RuntimeError):
+    pass
+
+
 @contextlib.contextmanager
-def layerfs(mnt, lowers, upper=None, work=None, extra=(), preexec=None):
-    """Runs layerfs in the foreground for the body; always unmounts."""
+def layerfs(mnt, lowers, upper=None, work=None, extra=(), preexec=None,
+            stop_signal=None):
+    """Runs layerfs in the foreground for the body; always unmounts.
+
+    On the way out the daemon is stopped (fusermount3 -u, or `stop_signal`)
+    and must exit 0 with no sanitizer report, else DaemonFailed is raised.
+    """
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [LAYERFS, "-f", "-o", layerfs_options(lowers, upper, work, extra), mnt],
-        stderr=subprocess.PIPE, preexec_fn=preexec)
+        stderr=log, preexec_fn=preexec)
+    body_done = False
     try:
-        wait_mounted(mnt, proc)
+        wait_mounted(mnt, proc, log=log)
         yield proc
+        body_done = True
     finally:
+        if stop_signal is not None and proc.poll() is None:
+            proc.send_signal(stop_signal)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
         unmount(mnt)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        log.close()
+        problems = daemon_problems(proc.returncode, text)
+        if problems and body_done:
+            raise DaemonFailed("; ".join(problems))
+        for p in problems:
+            print(p, file=sys.stderr)
 
 
 @contextlib.contextmanager

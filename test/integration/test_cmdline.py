@@ -72,6 +72,20 @@ def main():
         expect_error(problems, ["-o", f"lowerdir={a},upperdir={b}", mnt], "workdir", mnt)
         expect_error(problems, ["--bogus", "-o", f"lowerdir={a}", mnt], "--bogus", mnt)
         expect_error(problems, ["-o"], "-o", mnt)
+        expect_error(problems, ["-o", f"lowerdir={a}::{b}", mnt], "data-only", mnt)
+        expect_error(problems, ["-o", f"lowerdir={a}:", mnt], "empty layer", mnt)
+        expect_error(problems, ["-o", f'lowerdir={a},context="system_u:object_r:t:s0', mnt],
+                     "unterminated", mnt)
+        # a second daemon over a live mount is refused, and the first one keeps serving
+        with harness.layerfs(mnt, [a]):
+            r = run(["-o", f"lowerdir={b}", mnt])
+            lines = [l for l in r.stderr.splitlines() if l.strip()]
+            if r.returncode == 0 or len(lines) != 1 or "already a layerfs mount" not in lines[0]:
+                problems.append(f"mount over a live layerfs mount: exit {r.returncode}, "
+                                f"{r.stderr!r}")
+                harness.unmount(mnt)
+            elif not os.path.exists(os.path.join(mnt, "in-a")):
+                problems.append("the first mount stopped serving after a refused second one")
 
         expect_mount(problems, ["-o", f"lowerdir={a}:{b}", mnt], mnt, "in-a")
         # trailing comma, unknown option (warned), fuse-overlayfs options

@@ -43,3 +43,19 @@ TEST_CASE("id mappings translate host ids and reject bad text") {
   CHECK(squash.shown_uid(1234) == 0);
   CHECK(squash.shown_gid(1234) == 1234);
 }
+
+TEST_CASE("lowerdir lists that cannot be used are named") {
+  using lfs::lowerdir_problem;
+  CHECK_FALSE(lowerdir_problem("/a:/b"));
+  CHECK_FALSE(lowerdir_problem("/a\\::/b"));  // "/a:" then "/b"
+  CHECK(lowerdir_problem("/a::/b")->find("data-only") != std::string::npos);
+  CHECK(lowerdir_problem("/a:")->find("empty layer") != std::string::npos);
+  CHECK(lowerdir_problem(":/a")->find("empty layer") != std::string::npos);
+  CHECK(lowerdir_problem("")->find("empty") != std::string::npos);
+}
+
+TEST_CASE("an unterminated quote in an option string is found") {
+  CHECK(lfs::has_open_quote("lowerdir=/a,context=\"x,y"));
+  CHECK_FALSE(lfs::has_open_quote("context=\"x,y\",lowerdir=/a"));
+  CHECK_FALSE(lfs::has_open_quote("a\\\"b"));  // an escaped quote
+}
