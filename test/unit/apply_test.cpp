@@ -368,3 +368,49 @@ TEST_CASE("fuzz: apply of random and damaged archives never writes outside DIR")
   }
   CHECK(applied > 0);
 }
+
+TEST_CASE("names and link targets stay bytes through commit and apply") {
+  ScopedTempDir tmp;
+  RemoveFirst cleanup{tmp};
+  std::string up = tmp / "upper";
+  // A Debian rootfs has UTF-8 names (/etc/ssl/certs) and may have names
+  // that are not UTF-8 at all (Latin-1 from old archives).
+  const std::string utf8 = "NetLock_Arany_=Class_Gold=_F\xc5\x91tan\xc3\xbas\xc3\xadtv\xc3\xa1ny.pem";
+  const std::string latin1 = "caf\xe9";
+  const std::string invalid = "\xff\xfe-\x80";
+  test::write_file(up + "/certs/" + utf8, "cert");
+  test::write_file(up + "/" + latin1 + "/inner", "in");
+  test::write_file(up + "/" + invalid, "raw");
+  REQUIRE(::symlink(utf8.c_str(), (up + "/certs/link").c_str()) == 0);
+  REQUIRE(::symlink(("../" + latin1).c_str(), (up + "/certs/" + latin1).c_str()) == 0);
+  REQUIRE(::link((up + "/" + invalid).c_str(), (up + "/hard-" + latin1).c_str()) == 0);
+  test::write_file(up + "/" + std::string(255, 'n'), "long");
+
+  LayerDigests d;
+  auto err = commit_layer(CommitSource{up, {}}, Compression::kNone, tmp / "l.tar", d);
+  INFO(err.value_or(""));
+  REQUIRE_FALSE(err);
+  // GNU tar reads the same bytes back (no translation, nothing replaced).
+  std::string names = test::run_output("LC_ALL=C tar --quoting-style=literal -tf " + (tmp / "l.tar"));
+  CHECK(names.find("certs/" + utf8 + "\n") != std::string::npos);
+  CHECK(names.find(latin1 + "/inner\n") != std::string::npos);
+  CHECK(names.find(invalid + "\n") != std::string::npos);
+
+  ApplyResult r;
+  std::string out = tmp / "out";
+  REQUIRE_FALSE(apply(tmp / "l.tar", out, r, WhiteoutFormat::kOverlay, d.diff_id));
+  CHECK(test::read_bytes(out + "/certs/" + utf8) == "cert");
+  CHECK(test::read_bytes(out + "/" + latin1 + "/inner") == "in");
+  CHECK(test::read_bytes(out + "/" + invalid) == "raw");
+  CHECK(test::read_bytes(out + "/" + std::string(255, 'n')) == "long");
+  CHECK(fs::read_symlink(out + "/certs/link").string() == utf8);
+  CHECK(fs::read_symlink(out + "/certs/" + latin1).string() == "../" + latin1);
+  struct stat a, b;
+  REQUIRE(::lstat((out + "/" + invalid).c_str(), &a) == 0);
+  REQUIRE(::lstat((out + "/hard-" + latin1).c_str(), &b) == 0);
+  CHECK(a.st_ino == b.st_ino);
+  // The same upper gives the same bytes whatever the caller's locale.
+  LayerDigests again;
+  REQUIRE_FALSE(commit_layer(CommitSource{up, {}}, Compression::kNone, tmp / "l2.tar", again));
+  CHECK(again.diff_id == d.diff_id);
+}
