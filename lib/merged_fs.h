@@ -232,6 +232,10 @@ class MergedFs {
   // The upper side of a removal: `node` (held) is parent/name.
   Status unname(Node* parent, Node* node, const std::string& name, bool is_dir);
   Status make_opaque(int parent_fd, const std::string& name);
+  // Upper::whiteout of parent/name (parent_fd: its upper dir), keeping the
+  // parent node's marks true when the whiteout marked the dir.
+  Status make_whiteout(Node* parent, int parent_fd, const std::string& name,
+                       mode_t existing);
   std::string origin_of(const NodeView& v) const;
   // The fd and name to change `node`'s upper copy through (name empty: the
   // fd is the node itself, a directory or an unlinked open file).

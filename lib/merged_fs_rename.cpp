@@ -163,7 +163,7 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
         if (!removed) return removed;
       }
       if (*src_lower && !S_ISCHR(*existing)) {  // an xattr whiteout: its dir mark stays behind
-        auto wh = upper_->whiteout(from_fd, name, 0);
+        auto wh = make_whiteout(parent, from_fd, name, 0);
         if (!wh) return wh;
       }
     } else if (*src_lower) {  // leave a whiteout behind atomically where possible
@@ -173,7 +173,7 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
       moved = rename_at(from_fd, name, to_fd, new_name);
       if (!moved) return moved;
       if (*src_lower) {
-        auto wh = upper_->whiteout(from_fd, name, 0);
+        auto wh = make_whiteout(parent, from_fd, name, 0);
         if (!wh) return wh;
       }
     }

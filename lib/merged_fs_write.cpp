@@ -271,7 +271,7 @@ Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
   }
   Status result;
   if (*lower) {
-    result = upper_->whiteout(dir_fd_, name, existing);
+    result = make_whiteout(parent, dir_fd_, name, existing);
   } else if (is_dir) {
     // Its upper copy may still hold whiteouts: move it out, then remove.
     std::string temp = upper_->temp_name();
@@ -283,6 +283,18 @@ Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
   if (!result) return result;
   nodes_.remove_name(parent, name);
   changed(parent);
+  return {};
+}
+
+Status MergedFs::make_whiteout(Node* parent, int parent_fd,
+                               const std::string& name, mode_t existing) {
+  auto form = upper_->whiteout(parent_fd, name, existing);
+  if (!form) return Error{form.error()};
+  if (*form == Upper::WhiteoutForm::kXattr) {
+    std::lock_guard lock(parent->mu);
+    if (!parent->dir_layers.empty() && parent->dir_layers[0].layer == 0)
+      parent->dir_layers[0].marks.xattr_whiteouts = true;
+  }
   return {};
 }
 

@@ -78,18 +78,24 @@ Status Upper::install(const std::string& temp, int parent,
   return drop_wh_file(parent, name);
 }
 
-Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
+Result<Upper::WhiteoutForm> Upper::whiteout(int parent, const std::string& name,
+                                            mode_t existing) {
   if (device_whiteouts_.load() && existing == 0) {
     // Nothing to replace: the device appears whole under its name at once.
     auto made = make_node_at(parent, name, S_IFCHR | 0, makedev(0, 0));
-    if (made || made.error() != EPERM) return made;
+    if (made) return WhiteoutForm::kDevice;
+    if (made.error() != EPERM) return Error{made.error()};
     // Not allowed to make devices: the work dir path below finds out for good.
   }
   if (device_whiteouts_.load()) {
     std::string temp = temp_name();
     auto made = make_node_at(work(), temp, S_IFCHR | 0, makedev(0, 0));
-    if (made) return install(temp, parent, name, existing);
-    if (made.error() != EPERM && made.error() != EACCES) return made;
+    if (made) {
+      auto placed = install(temp, parent, name, existing);
+      if (!placed) return Error{placed.error()};
+      return WhiteoutForm::kDevice;
+    }
+    if (made.error() != EPERM && made.error() != EACCES) return Error{made.error()};
     device_whiteouts_.store(false);  // unprivileged: ".wh." files from now on
   }
   // ".wh." + a name near NAME_MAX cannot exist: refuse before changing anything.
@@ -102,8 +108,26 @@ Status Upper::whiteout(int parent, const std::string& name, mode_t existing) {
   auto f = open_at(work(), temp, O_CREAT | O_EXCL | O_WRONLY, 0000);
   if (!f) return Error{f.error()};
   auto placed = rename_at(work(), temp, parent, wh_file_name(name));
-  if (!placed) (void)unlink_at(work(), temp, false);
-  return placed;
+  if (placed) return WhiteoutForm::kFile;
+  if (placed.error() == EINVAL || placed.error() == EPERM) {
+    auto x = xattr_whiteout(temp, parent, name);
+    if (x) return WhiteoutForm::kXattr;
+    placed = x;
+  }
+  (void)unlink_at(work(), temp, false);
+  return Error{placed.error()};
+}
+
+Status Upper::xattr_whiteout(const std::string& temp, int parent,
+                             const std::string& name) {
+  auto marked = set_xattr_at(work(), temp, names_.whiteout, "y");
+  if (!marked) return marked;
+  auto current = get_xattr_at(parent, "", names_.opaque);
+  if (!current || *current != "x") {
+    auto dir_marked = set_xattr_at(parent, "", names_.opaque, "x");
+    if (!dir_marked) return dir_marked;
+  }
+  return rename_at(work(), temp, parent, name);
 }
 
 }  // namespace lfs

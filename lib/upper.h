@@ -38,10 +38,17 @@ class Upper {
   // A fresh name inside the work dir.
   std::string temp_name();
 
+  // The form a whiteout took. kXattr: the upper's filesystem refused both a
+  // 0/0 device and a ".wh." name (a FUSE overlay below this one, as when a
+  // container keeps its layers inside another overlay): a zero-size file
+  // with overlay.whiteout, its parent dir marked overlay.opaque=x, the form
+  // that kernel overlayfs (6.7+) defined for nested overlays.
+  enum class WhiteoutForm { kDevice, kFile, kXattr };
+
   // Makes parent/name a whiteout. `existing` says what the upper holds
   // there now (0 for nothing, else its S_IFMT type); it is replaced
   // atomically and removed (recursively for a directory of whiteouts).
-  Status whiteout(int parent, const std::string& name, mode_t existing);
+  Result<WhiteoutForm> whiteout(int parent, const std::string& name, mode_t existing);
 
   // Moves the work-dir entry `temp` to parent/name. `existing` as above:
   // a whiteout or an emptied directory there is replaced atomically.
@@ -58,6 +65,8 @@ class Upper {
   Upper(int root, Fd work, MarkerNames names, bool fsync)
       : root_(root), work_(std::move(work)), names_(std::move(names)), fsync_(fsync) {}
   Status remove_tree(int parent, const std::string& name);
+  // The kXattr form of work/temp, a new empty file, moved to parent/name.
+  Status xattr_whiteout(const std::string& temp, int parent, const std::string& name);
 
   int root_;  // not owned: the LayerStack holds it
   Fd work_;   // W/work
