@@ -18,17 +18,23 @@ T_BASE = 1_700_000_000_000_000_000
 
 
 def renameat2(old, new, flags):
-    if _libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), flags) != 0:
+    if _libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
 
-NAMES = ["a", "b", "c", "dir", "sub", "x.txt", "lib1.so", "new", "z"]
+# Real rootfs names: NAME_MAX long ones (a digit appended makes them one
+# too long), UTF-8 and bytes that are not UTF-8 at all.
+NAMES = ["a", "b", "c", "dir", "sub", "x.txt", "lib1.so", "new", "z", "L" * 254,
+         "gr\u00fc\u00dfe", os.fsdecode(b"lat\xe9n")]
 OPS = ["create", "write", "append", "truncate", "chmod", "chown", "utime", "mkdir",
        "rmdir", "unlink", "rename", "rename_noreplace", "rename_exchange", "symlink",
        "link", "mkfifo", "setxattr", "removexattr", "open_trunc", "fallocate", "read",
-       "rm_tree", "readdir", "readlink", "stat"]
-WEIGHTS = [9, 8, 5, 4, 4, 3, 3, 7, 3, 4, 8, 2, 2, 3, 3, 1, 3, 2, 3, 2, 4, 1, 3, 1, 3]
+       "rm_tree", "readdir", "readlink", "stat", "replace_dir", "listxattr"]
+WEIGHTS = [9, 8, 5, 4, 4, 3, 3, 7, 3, 4, 8, 2, 2, 3, 3, 1, 3, 2, 3, 2, 4, 1, 3, 1, 3, 3, 2]
+# user.* data, and overlay's own names, which the mount stores escaped
+XATTRS = ["user.k0", "user.k1", "user.k2", "trusted.overlay.opaque",
+          "trusted.overlay.redirect", "trusted.overlay.overlay.x"]
 
 
 class Known(list):
@@ -75,7 +81,7 @@ class Generator:
             else self.path(known, 0.6)
         data = r.randbytes(r.choice([0, 1, 100, 5000, 70000]))
         num = r.randrange(1 << 20)
-        mode = r.choice([0o644, 0o600, 0o755, 0o4755, 0o2750, 0o1777, 0o000])
+        mode = r.choice([0o644, 0o600, 0o755, 0o4755, 0o2750, 0o6711, 0o1777, 0o000])
         return (kind, a, b, data, num, mode)
 
 
@@ -98,8 +104,9 @@ def apply(root, op, step):
     try:
         if kind in opens and stat.S_ISFIFO(os.lstat(pa).st_mode):
             return ("skip", "fifo")  # opening it would block on both sides
-        if kind == "create":
-            fd = os.open(pa, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+        if kind == "create":  # set-id and sticky modes too, as package managers do
+            fd = os.open(pa, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                         mode if num % 3 == 0 else 0o640)
             os.write(fd, data)
             os.close(fd)
             touched = [a, parent_a]
@@ -132,7 +139,7 @@ def apply(root, op, step):
             os.utime(pa, ns=(t + 5, t), follow_symlinks=False)
             result = None
         elif kind == "mkdir":
-            os.mkdir(pa, 0o755)
+            os.mkdir(pa, mode | 0o700 if num % 3 == 0 else 0o755)
             touched = [a, parent_a]
             result = None
         elif kind == "rmdir":
@@ -161,14 +168,14 @@ def apply(root, op, step):
             touched = [parent_b]
             result = None
         elif kind == "mkfifo":
-            os.mkfifo(pa, 0o644)
+            os.mkfifo(pa, mode if num % 2 else 0o644)
             touched = [a, parent_a]
             result = None
         elif kind == "setxattr":
-            os.setxattr(pa, f"user.k{num % 3}", data[:200], follow_symlinks=False)
+            os.setxattr(pa, XATTRS[num % len(XATTRS)], data[:200], follow_symlinks=False)
             result = None
         elif kind == "removexattr":
-            os.removexattr(pa, f"user.k{num % 3}", follow_symlinks=False)
+            os.removexattr(pa, XATTRS[num % len(XATTRS)], follow_symlinks=False)
             result = None
         elif kind == "fallocate":
             fd = os.open(pa, os.O_WRONLY | os.O_NOFOLLOW)
@@ -184,6 +191,18 @@ def apply(root, op, step):
                 result = os.pread(fd, 4096, num % 8192)
             finally:
                 os.close(fd)
+        elif kind == "replace_dir":
+            # remove a (lower) name, then rename a new directory onto its
+            # whiteout: the result is opaque where a lower dir was
+            rm_tree(pa)
+            tmp_dir = pa + ".new"
+            os.mkdir(tmp_dir)
+            os.mknod(os.path.join(tmp_dir, "inside"), 0o644 | stat.S_IFREG)
+            os.rename(tmp_dir, pa)
+            touched = [a, os.path.join(a, "inside"), parent_a]
+            result = sorted(os.listdir(pa))
+        elif kind == "listxattr":
+            result = sorted(os.listxattr(pa, follow_symlinks=False))
         elif kind == "readdir":
             result = sorted(os.listdir(pa))
         elif kind == "readlink":
