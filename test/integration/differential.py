@@ -151,8 +151,7 @@ def apply(root, op, step):
             touched = [parent_a]
             result = None
         elif kind == "rm_tree":
-            result = rm_tree(pa)
-            touched = [parent_a]
+            result = rm_tree(root, a, touched)
         elif kind.startswith("rename"):
             flags = {"rename": 0, "rename_noreplace": RENAME_NOREPLACE,
                      "rename_exchange": RENAME_EXCHANGE}[kind]
@@ -194,12 +193,14 @@ def apply(root, op, step):
         elif kind == "replace_dir":
             # remove a (lower) name, then rename a new directory onto its
             # whiteout: the result is opaque where a lower dir was
-            rm_tree(pa)
+            rm_tree(root, a, touched)
             tmp_dir = pa + ".new"
             os.mkdir(tmp_dir)
+            touched += [a + ".new"]
             os.mknod(os.path.join(tmp_dir, "inside"), 0o644 | stat.S_IFREG)
+            touched += [a + ".new/inside"]
             os.rename(tmp_dir, pa)
-            touched = [a, os.path.join(a, "inside"), parent_a]
+            touched += [a, os.path.join(a, "inside")]
             result = sorted(os.listdir(pa))
         elif kind == "listxattr":
             result = sorted(os.listxattr(pa, follow_symlinks=False))
@@ -221,12 +222,15 @@ def apply(root, op, step):
     return outcome
 
 
-def rm_tree(path):
-    """rm -rf that reports the first error, like a shell would see it."""
+def rm_tree(root, rel, touched):
+    """rm -rf that reports the first error, like a shell would see it; every
+    directory it changed, even on the way to a failure, goes into touched."""
+    path = os.path.join(root, rel)
     if os.path.isdir(path) and not os.path.islink(path):
         for n in sorted(os.listdir(path)):
-            rm_tree(os.path.join(path, n))
+            rm_tree(root, os.path.join(rel, n), touched)
         os.rmdir(path)
     else:
         os.unlink(path)
+    touched.append(os.path.dirname(rel) or ".")
     return None
