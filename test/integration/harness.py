@@ -138,11 +138,12 @@ class DaemonFailed(RuntimeError):
 
 @contextlib.contextmanager
 def layerfs(mnt, lowers, upper=None, work=None, extra=(), preexec=None,
-            stop_signal=None):
+            stop_signal=None, killed_by=None):
     """Runs layerfs in the foreground for the body; always unmounts.
 
     On the way out the daemon is stopped (fusermount3 -u, or `stop_signal`)
-    and must exit 0 with no sanitizer report, else DaemonFailed is raised.
+    and must exit 0 (or die of `killed_by`, for a body that kills it on
+    purpose) with no sanitizer report, else DaemonFailed is raised.
     """
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
@@ -169,7 +170,8 @@ def layerfs(mnt, lowers, upper=None, work=None, extra=(), preexec=None,
         log.seek(0)
         text = log.read().decode(errors="replace")
         log.close()
-        problems = daemon_problems(proc.returncode, text)
+        expected = 0 if killed_by is None else -killed_by
+        problems = daemon_problems(0 if proc.returncode == expected else proc.returncode, text)
         if problems and body_done:
             raise DaemonFailed("; ".join(problems))
         for p in problems:

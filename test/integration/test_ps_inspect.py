@@ -110,7 +110,7 @@ def main():
             with harness.layerfs(dirs["ro"], lowers):
                 check_inspect(problems, dirs["ro"], lowers, None, None)
         # A daemon that died: its mount stays in mountinfo, answering ENOTCONN.
-        with harness.layerfs(dirs["crash"], lowers) as proc:
+        with harness.layerfs(dirs["crash"], lowers, killed_by=signal.SIGKILL) as proc:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
             r = layerctl("ps", "--json")
