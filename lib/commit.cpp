@@ -437,6 +437,15 @@ LayerWalker::Failure LayerWalker::read_xattrs(int dirfd, const std::string& name
 
 }  // namespace
 
+std::optional<std::string> check_layer_dirs(const CommitSource& src) {
+  auto root = open_path(src.upper, O_PATH | O_DIRECTORY);
+  if (!root)
+    return fmt::format("upper dir '{}': {}", src.upper, error_text(root.error()));
+  if (src.lowers.empty()) return std::nullopt;
+  LayerStack stack;
+  return LayerStack::open(src.lowers, src.upper, stack);
+}
+
 std::optional<std::string> write_layer_entries(const CommitSource& src,
                                                LayerTarWriter& writer,
                                                const ProgressFn& progress) {
@@ -480,6 +489,9 @@ std::optional<std::string> commit_layer(const CommitSource& src, Compression c,
                                         const std::string& out_path,
                                         LayerDigests& out,
                                         const ProgressFn& progress) {
+  // Bad input changes nothing: the layer dirs are checked before any
+  // output (not even a temp file beside it) exists.
+  if (auto e = check_layer_dirs(src)) return e;
   auto file = AtomicFile::create(out_path);
   if (!file) return fmt::format("{}: {}", out_path, error_text(file.error()));
   if (auto e = commit_layer_to_fd(src, c, file->fd(), out, progress)) return e;

@@ -31,6 +31,10 @@ struct CommitSource {
 // Called with the count of file-data bytes written so far.
 using ProgressFn = std::function<void(uint64_t done)>;
 
+// Whether the upper and lower dirs of `src` can be opened (a one-line
+// message naming the one that cannot).
+std::optional<std::string> check_layer_dirs(const CommitSource& src);
+
 // Writes the entries of `src` through `writer` (without finishing it).
 // Returns a one-line message on failure.
 std::optional<std::string> write_layer_entries(const CommitSource& src,

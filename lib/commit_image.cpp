@@ -128,6 +128,7 @@ std::optional<std::string> commit_image(const ImageCommit& req, ImageResult& out
                                         const ProgressFn& progress) {
   std::string layout = req.layout;
   while (layout.size() > 1 && layout.back() == '/') layout.pop_back();
+  if (auto e = check_layer_dirs(req.source)) return e;  // before the layout is made
   if (auto e = prepare_layout(layout)) return e;
   std::string cache_path = layout + "/" + kLowerCacheFile;
   json cache = load_cache(cache_path);

@@ -26,6 +26,17 @@ int main(int argc, char** argv) {
   lfs::cli::add_inspect_command(app);
   lfs::cli::add_ps_command(app);
   lfs::cli::add_size_command(app);
+  auto known = [&](const std::string& name) {
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+      if (sub->get_name() == name) return true;
+    return false;
+  };
+  if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
+    // CLI11 would only say that a subcommand is required.
+    fmt::print(stderr, "layerctl: unknown subcommand '{}' (see layerctl --help)\n",
+               argv[1]);
+    return 1;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
