@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
+#include <string_view>
 #include <fmt/format.h>
 
 #include "mount_options.h"
@@ -179,6 +180,23 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
   return std::nullopt;
 }
 
+// The option names kSpec matches with `key`, as "name" or "name=", in
+// kSpec order, two spaces in and wrapped before 80 columns.
+std::string wrapped_names(int key) {
+  std::string out, line = " ";
+  for (const fuse_opt* o = kSpec; o->templ; ++o) {
+    if (o->offset != -1U || o->value != key) continue;  // FUSE_OPT_KEY entries
+    std::string_view name = o->templ;
+    if (line.size() + 1 + name.size() > 78) {
+      out += line + "\n";
+      line = " ";
+    }
+    line += ' ';
+    line += name;
+  }
+  return out + line + "\n";
+}
+
 }  // namespace
 
 std::string usage_text(const char* argv0) {
@@ -188,16 +206,38 @@ std::string usage_text(const char* argv0) {
       "       {0} SOURCE MOUNTPOINT -o ...\n"
       "\n"
       "Mounts a copy-on-write union of layer directories with FUSE.\n"
-      "  -f            stay in the foreground\n"
-      "  -d            debug output (implies -f)\n"
-      "  -o lowerdir=  read-only layers, topmost first, ':'-separated\n"
-      "  -o upperdir=  writable layer; -o workdir= scratch dir beside it\n"
-      "  -o uidmapping=C:H:N[:...], gidmapping=, squash_to_root,\n"
-      "     squash_to_uid=, squash_to_gid=, xattr_permissions=0|1|2,\n"
-      "     volatile, fsync=0|1, writeback=0|1, timeout=SECONDS,\n"
-      "     context=\"...\"\n"
-      "  -V, --version  print the version\n",
-      argv0);
+      "  -f             stay in the foreground\n"
+      "  -d, --debug    debug output (implies -f)\n"
+      "  -o OPT[,OPT]   mount options, below\n"
+      "  -h, --help     print this help\n"
+      "  -V, --version  print the version\n"
+      "\n"
+      "Mount options:\n"
+      "  lowerdir=DIR[:DIR...]   read-only layers, topmost first ('\\:' escapes)\n"
+      "  upperdir=DIR            the writable layer (none: a read-only mount)\n"
+      "  workdir=DIR             scratch dir on the upper's filesystem\n"
+      "  uidmapping=C:H:N[:...]  show host uids H..H+N-1 as C..C+N-1\n"
+      "  gidmapping=C:H:N[:...]  the same for gids\n"
+      "  squash_to_root          show every owner as root\n"
+      "  squash_to_uid=UID       show every file as owned by UID\n"
+      "  squash_to_gid=GID       show every file's group as GID\n"
+      "  xattr_permissions=N     owners and modes: 0 the files' own, 1 from\n"
+      "                          security.containers.override_stat, 2 from\n"
+      "                          user.containers.override_stat\n"
+      "  volatile                no fsync of copied-up data (as fsync=0)\n"
+      "  fsync=0|1               copy-up made durable before it shows (1)\n"
+      "  writeback=0|1           kernel writeback cache for file data (1)\n"
+      "  timeout=SECONDS         kernel entry and attribute cache time (86400)\n"
+      "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
+      "\n"
+      "Passed on to the kernel and libfuse:\n"
+      "{1}"
+      "\n"
+      "Accepted for compatibility, no effect:\n"
+      "{2}"
+      "\n"
+      "Other options are reported and ignored.\n",
+      argv0, wrapped_names(kPassOn), wrapped_names(kIgnore));
 }
 
 std::optional<std::string> parse_command_line(int argc, char** argv,
