@@ -8,29 +8,12 @@
 
 #include "mount_info.h"
 #include "overlay_xattr.h"
+#include "override_stat.h"
 
 namespace lfs {
 
 namespace {
 
-
-// Parses "uid:gid:mode[:type]" (mode in octal).
-bool parse_override(const std::string& text, uint32_t& uid, uint32_t& gid,
-                    mode_t& mode) {
-  const char* p = text.data();
-  const char* end = p + text.size();
-  auto field = [&](uint32_t& out, int base) {
-    auto [next, ec] = std::from_chars(p, end, out, base);
-    if (ec != std::errc() || next == p) return false;
-    p = next;
-    if (p < end && *p == ':') ++p;
-    return true;
-  };
-  uint32_t m = 0;
-  if (!field(uid, 10) || !field(gid, 10) || !field(m, 8)) return false;
-  mode = static_cast<mode_t>(m & 07777);
-  return true;
-}
 
 // The st_ino a copied-up entry keeps (its origin marker), if any.
 std::optional<uint64_t> origin_ino(int dir, const std::string& name) {
@@ -143,12 +126,11 @@ void MergedFs::apply_override(Node* node, const NodeView& v,
   if (config_.override_stat_xattr.empty()) return;
   auto value = getxattr_raw(node, v, config_.override_stat_xattr);
   if (!value) return;
-  uint32_t uid, gid;
-  mode_t mode;
-  if (!parse_override(*value, uid, gid, mode)) return;
-  st.st_uid = uid;
-  st.st_gid = gid;
-  st.st_mode = (st.st_mode & S_IFMT) | mode;
+  auto o = parse_override_stat(*value);
+  if (!o) return;
+  st.st_uid = o->uid;
+  st.st_gid = o->gid;
+  st.st_mode = (st.st_mode & S_IFMT) | o->mode;
 }
 
 Result<std::string> MergedFs::getxattr_raw(Node* node, const NodeView& v,

@@ -1,0 +1,47 @@
+// The small text codecs: override_stat values and overlay xattr escaping.
+#include <catch2/catch.hpp>
+
+#include "overlay_xattr.h"
+#include "override_stat.h"
+
+using namespace lfs;
+
+TEST_CASE("override_stat values as containers-storage writes them") {
+  auto o = parse_override_stat("1000:1001:0755");
+  REQUIRE(o);
+  CHECK(o->uid == 1000);
+  CHECK(o->gid == 1001);
+  CHECK(o->mode == 0755);
+  CHECK(o->type.empty());
+  auto typed = parse_override_stat("0:0:04755:file");
+  REQUIRE(typed);
+  CHECK(typed->mode == 04755);
+  CHECK(typed->type == "file");
+  CHECK(parse_override_stat("0:0:0100644")->mode == 0644);  // type bits ignored
+  CHECK(format_override_stat(*typed) == "0:0:04755:file");
+  CHECK(format_override_stat(*o) == "1000:1001:0755");
+  CHECK(parse_override_stat(format_override_stat(*typed))->type == "file");
+}
+
+TEST_CASE("override_stat values that are not one are refused") {
+  for (const char* bad : {"", "1:2", "1:2:3:4:5", "a:0:0755", "0:b:0755", "0:0:0855",
+                          "-1:0:0755", "0:0:0755:", ":0:0755", "0:0:", "1:2:755x",
+                          "99999999999:0:0755", " 1:2:755"})
+    CHECK_FALSE(parse_override_stat(bad));
+}
+
+TEST_CASE("overlay xattrs given on a mount are stored one level down") {
+  CHECK(stored_xattr_name("trusted.overlay.opaque") == "trusted.overlay.overlay.opaque");
+  CHECK(stored_xattr_name("user.overlay.redirect") == "user.overlay.overlay.redirect");
+  CHECK(stored_xattr_name("trusted.overlay.overlay.x") == "trusted.overlay.overlay.overlay.x");
+  CHECK(stored_xattr_name("user.mime") == "user.mime");
+  CHECK(shown_xattr_name("trusted.overlay.overlay.opaque") == "trusted.overlay.opaque");
+  CHECK_FALSE(shown_xattr_name("trusted.overlay.opaque"));  // a marker of the stack
+  CHECK_FALSE(shown_xattr_name("trusted.overlay.overlay."));
+  CHECK_FALSE(shown_xattr_name("user.fuseoverlayfs.opaque"));
+  CHECK(shown_xattr_name("security.capability") == "security.capability");
+  for (std::string name : {"trusted.overlay.a", "user.overlay.overlay.b", "user.x", "trusted.y"})
+    CHECK(shown_xattr_name(stored_xattr_name(name)) == name);
+  CHECK(is_stack_marker_xattr("user.overlay.layerfs.origin"));
+  CHECK_FALSE(is_stack_marker_xattr("user.overlay.overlay.layerfs.origin"));
+}
