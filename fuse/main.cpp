@@ -21,6 +21,7 @@
 #include "layout_check.h"
 #include "merged_fs.h"
 #include "mount_info.h"
+#include "one_line.h"
 #include "ops.h"
 
 #ifndef LAYERFS_VERSION
@@ -32,7 +33,7 @@ namespace lfs {
 namespace {
 
 int fail(const std::string& message) {
-  fmt::print(stderr, "layerfs: {}\n", message);
+  fmt::print(stderr, "layerfs: {}\n", one_line(message));
   return 1;
 }
 
@@ -140,7 +141,8 @@ int run(int argc, char** argv) {
     fmt::print("layerfs {}\n", LAYERFS_VERSION);
     return 0;
   }
-  for (const auto& w : config.warnings) fmt::print(stderr, "layerfs: warning: {}\n", w);
+  for (const auto& w : config.warnings)
+    fmt::print(stderr, "layerfs: warning: {}\n", one_line(w));
 
   struct stat mst;
   if (stat(config.mountpoint.c_str(), &mst) != 0)

@@ -50,7 +50,6 @@ class LayerReader {
   std::unique_ptr<archive, ReadFree> raw_, tar_;
   Sha256 hash_;
   bool raw_done_ = false;
-  int raw_error_ = 0;
   std::string raw_message_;
 };
 

@@ -23,9 +23,21 @@ std::optional<IdMap> IdMap::parse(const std::string& text) {
   }
   if (nums.empty() || nums.size() % 3 != 0) return std::nullopt;
   IdMap map;
+  // As the kernel's uid_map: no empty range, none past the last id, and no
+  // two that overlap on either side (an id would map two ways).
+  auto overlaps = [](uint32_t a, uint32_t n, uint32_t b, uint32_t m) {
+    return uint64_t{a} < uint64_t{b} + m && uint64_t{b} < uint64_t{a} + n;
+  };
   for (size_t i = 0; i < nums.size(); i += 3) {
-    if (nums[i + 2] == 0) return std::nullopt;
-    map.ranges_.push_back(Range{nums[i], nums[i + 1], nums[i + 2]});
+    Range r{nums[i], nums[i + 1], nums[i + 2]};
+    if (r.count == 0 || uint64_t{r.mount_first} + r.count > (uint64_t{1} << 32) ||
+        uint64_t{r.host_first} + r.count > (uint64_t{1} << 32))
+      return std::nullopt;
+    for (const Range& o : map.ranges_)
+      if (overlaps(r.mount_first, r.count, o.mount_first, o.count) ||
+          overlaps(r.host_first, r.count, o.host_first, o.count))
+        return std::nullopt;
+    map.ranges_.push_back(r);
   }
   return map;
 }

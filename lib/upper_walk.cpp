@@ -248,9 +248,11 @@ class Walker {
     auto [node, below_st] = *below;
     UpperEntry entry{path, -1, name, shown_st, shown_node, node,
                      node ? &below_st : nullptr};
+    // (named copies: a lambda may not capture structured bindings in clang 14)
+    Node* below_child = node && S_ISDIR(below_st.st_mode) ? node : nullptr;
+    Node* shown_child = shown_node;
     auto result = visit_one(entry, [&]() -> std::optional<WalkFailure> {
-      Node* below_child = node && S_ISDIR(below_st.st_mode) ? node : nullptr;
-      return visit_contents(-1, path, UpperDir{}, below_child, shown_node);
+      return visit_contents(-1, path, UpperDir{}, below_child, shown_child);
     });
     if (node) fs_.forget(node, 1);
     fs_.forget(shown_node, 1);

@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "layer_args.h"
 #include "layer_size.h"
+#include "one_line.h"
 
 namespace lfs::cli {
 
@@ -139,7 +140,7 @@ void add_ps_command(CLI::App& app) {
     print_all(args->json ? render_json(rows) : render_text(rows));
     if (unreadable.empty()) return;
     for (size_t i = 0; i + 1 < unreadable.size(); ++i)
-      fmt::print(stderr, "layerctl: cannot ask mount {}\n", unreadable[i]);
+      fmt::print(stderr, "layerctl: cannot ask mount {}\n", one_line(unreadable[i]));
     fail("cannot ask mount " + unreadable.back());
   });
 }

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "mount_options.h"
+#include "one_line.h"
 
 namespace lfs::cli {
 
@@ -20,7 +21,7 @@ void add_layer_args(CLI::App* cmd, LayerArgs& args) {
 
 void fail(const std::string& message) {
   std::fflush(stdout);
-  fmt::print(stderr, "layerctl: {}\n", message);
+  fmt::print(stderr, "layerctl: {}\n", one_line(message));
   throw CLI::RuntimeError(1);
 }
 

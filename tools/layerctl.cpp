@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "one_line.h"
 
 #ifndef LAYERFS_VERSION
 #define LAYERFS_VERSION "unknown"
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // Usage errors are one line naming the problem, like every other error.
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
-    return fmt::format("layerctl: {}\n", e.what());
+    return fmt::format("layerctl: {}\n", lfs::one_line(e.what()));
   });
   // Subcommand registration (keep alphabetical; one line per command).
   lfs::cli::add_apply_command(app);
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-' && !known(argv[1])) {
     // CLI11 would only say that a subcommand is required.
     fmt::print(stderr, "layerctl: unknown subcommand '{}' (see layerctl --help)\n",
-               argv[1]);
+               lfs::one_line(argv[1]));
     return 1;
   }
   try {

@@ -66,6 +66,9 @@ def cases(d, tmp):
         (lf + ["-o", f"lowerdir={L},upperdir={L}/..,workdir={W}", M], "upper"),
         (lf + ["-o", f"lowerdir={L},uidmapping=0:0", M], "uidmapping"),
         (lf + ["-o", f"lowerdir={L},gidmapping=a:b:c", M], "gidmapping"),
+        # a value with a newline is quoted, never printed as a second line
+        (lf + ["-o", f"lowerdir={L},uidmapping=0:1000:1\nforged line", M], "uidmapping"),
+        (lf + ["-o", f"lowerdir={L},uidmapping=0:1000:10:5:2000:10", M], "uidmapping"),
         (lf + ["-o", f"lowerdir={L},squash_to_uid=-5", M], "squash_to_uid"),
         (lf + ["-o", f"lowerdir={L},squash_to_gid=x", M], "squash_to_gid"),
         (lf + ["-o", f"lowerdir={L},xattr_permissions=3", M], "xattr_permissions"),

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "overlay_xattr.h"
+#include "one_line.h"
 #include "override_stat.h"
 
 using namespace lfs;
@@ -44,4 +45,10 @@ TEST_CASE("overlay xattrs given on a mount are stored one level down") {
     CHECK(shown_xattr_name(stored_xattr_name(name)) == name);
   CHECK(is_stack_marker_xattr("user.overlay.layerfs.origin"));
   CHECK_FALSE(is_stack_marker_xattr("user.overlay.overlay.layerfs.origin"));
+}
+
+TEST_CASE("messages stay on one line whatever they quote") {
+  CHECK(lfs::one_line("invalid uidmapping '0:1\n:2'") == "invalid uidmapping '0:1\\n:2'");
+  CHECK(lfs::one_line("a\tb\rc\x01\x7f") == "a\\tb\\rc\\x01\\x7f");
+  CHECK(lfs::one_line("caf\xc3\xa9 \\ ok") == "caf\xc3\xa9 \\ ok");
 }

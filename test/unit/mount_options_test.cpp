@@ -38,6 +38,10 @@ TEST_CASE("id mappings translate host ids and reject bad text") {
   CHECK_FALSE(lfs::IdMap::parse("a:b:c"));
   CHECK_FALSE(lfs::IdMap::parse("0:1:0"));
   CHECK_FALSE(lfs::IdMap::parse("0:1:2:"));
+  CHECK_FALSE(lfs::IdMap::parse("0:1000:10:5:2000:10"));  // mount ids overlap
+  CHECK_FALSE(lfs::IdMap::parse("0:1000:10:100:1005:10"));  // host ids overlap
+  CHECK_FALSE(lfs::IdMap::parse("0:4294967295:2"));  // past the last id
+  CHECK(lfs::IdMap::parse("0:4294967295:1"));
   lfs::OwnerPolicy squash;
   squash.squash_uid = 0;
   CHECK(squash.shown_uid(1234) == 0);
