@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <random>
 
+#include "fault.h"
+
 namespace lfs {
 
 namespace {
@@ -30,6 +32,7 @@ std::pair<std::string, std::string> split_parent(const std::string& path) {
 }
 
 Result<size_t> read_some(int fd, void* buf, size_t len) {
+  if (int e = injected_fault(SysCall::kRead)) return Error{e};
   for (;;) {
     ssize_t n = ::read(fd, buf, len);
     if (n >= 0) return static_cast<size_t>(n);
@@ -40,7 +43,8 @@ Result<size_t> read_some(int fd, void* buf, size_t len) {
 Status write_all(int fd, const void* buf, size_t len) {
   auto* p = static_cast<const char*>(buf);
   while (len) {
-    ssize_t n = ::write(fd, p, len);
+    if (int e = injected_fault(SysCall::kWrite)) return Error{e};
+    ssize_t n = ::write(fd, p, injected_write_length(len));
     if (n < 0) {
       if (errno == EINTR) continue;
       return last_error();
@@ -66,33 +70,30 @@ Status pwrite_all(int fd, const void* buf, size_t len, off_t off) {
   return {};
 }
 
-
-
-
-
-
-
-
-
-
-
-
 Status chown_fd(int fd, uid_t uid, gid_t gid) {
+  if (int e = injected_fault(SysCall::kChown)) return Error{e};
   return check(::fchown(fd, uid, gid));
 }
-Status chmod_fd(int fd, mode_t mode) { return check(::fchmod(fd, mode)); }
+
+Status chmod_fd(int fd, mode_t mode) {
+  if (int e = injected_fault(SysCall::kChmod)) return Error{e};
+  return check(::fchmod(fd, mode));
+}
 
 Status set_times_fd(int fd, struct timespec atime, struct timespec mtime) {
+  if (int e = injected_fault(SysCall::kUtimes)) return Error{e};
   struct timespec ts[2] = {atime, mtime};
   return check(::futimens(fd, ts));
 }
 
 Status set_xattr_fd(int fd, const std::string& attr, const std::string& value) {
+  if (int e = injected_fault(SysCall::kSetXattr)) return Error{e};
   return check(::fsetxattr(fd, attr.c_str(), value.data(), value.size(), 0));
 }
 
 Result<std::string> make_temp_dir(const std::string& parent,
                                   const std::string& prefix) {
+  if (int e = injected_fault(SysCall::kMkdir)) return Error{e};
   std::string tmpl = (parent.empty() ? std::string(".") : parent) + "/" +
                      prefix + "XXXXXX";
   if (!::mkdtemp(tmpl.data())) return last_error();

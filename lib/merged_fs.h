@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,22 @@ struct AttrChange {
   std::optional<off_t> size;
   // UTIME_NOW / UTIME_OMIT allowed in tv_nsec.
   std::optional<struct timespec> atime, mtime;
+};
+
+// Runs `undo` at scope exit unless keep() was called: the rollback of a
+// preparatory step (an impure mark) when the change it was for failed.
+class Rollback {
+ public:
+  explicit Rollback(std::function<void()> undo) : undo_(std::move(undo)) {}
+  ~Rollback() {
+    if (undo_) undo_();
+  }
+  Rollback(const Rollback&) = delete;
+  Rollback& operator=(const Rollback&) = delete;
+  void keep() { undo_ = nullptr; }
+
+ private:
+  std::function<void()> undo_;
 };
 
 // A merged directory's entries, as served to readdir.
@@ -225,8 +242,10 @@ class MergedFs {
   Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
                     mode_t mode);
   void changed(Node* dir);
-  // Records that the upper instance of `dir` holds entries with an origin.
-  void mark_impure(Node* dir, int upper_fd);
+  // Records that the upper instance of `dir` holds entries with an origin;
+  // true when it was not marked before (unmark_impure takes that back).
+  Result<bool> mark_impure(Node* dir, int upper_fd);
+  void unmark_impure(Node* dir, int upper_fd);
   Status restore_times(int fd, const struct stat& before);
   Status remove_entry(Node* parent, const std::string& name, bool is_dir);
   // The upper side of a removal: `node` (held) is parent/name.

@@ -24,16 +24,28 @@ Status MergedFs::restore_times(int fd, const struct stat& before) {
   return set_times_at(fd, "", times);
 }
 
-void MergedFs::mark_impure(Node* dir, int upper_fd) {
+Result<bool> MergedFs::mark_impure(Node* dir, int upper_fd) {
   {
     std::lock_guard lock(dir->mu);
     if (dir->dir_layers.empty() || dir->dir_layers[0].layer != 0 ||
         dir->dir_layers[0].marks.impure)
-      return;
-    dir->dir_layers[0].marks.impure = true;
+      return false;
   }
-  // Best effort: without it only st_ino after a remount is affected.
-  (void)set_xattr_at(upper_fd, "", upper_->names().impure, "y");
+  auto set = set_xattr_at(upper_fd, "", upper_->names().impure, "y");
+  // A filesystem that cannot store it only loses st_ino across remounts.
+  if (!set) return set.error() == EPERM || set.error() == ENOTSUP ? Result<bool>(false)
+                                                                  : Error{set.error()};
+  std::lock_guard lock(dir->mu);
+  if (!dir->dir_layers.empty() && dir->dir_layers[0].layer == 0)
+    dir->dir_layers[0].marks.impure = true;
+  return true;
+}
+
+void MergedFs::unmark_impure(Node* dir, int upper_fd) {
+  (void)remove_xattr_at(upper_fd, "", upper_->names().impure);
+  std::lock_guard lock(dir->mu);
+  if (!dir->dir_layers.empty() && dir->dir_layers[0].layer == 0)
+    dir->dir_layers[0].marks.impure = false;
 }
 
 Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir) {
@@ -84,19 +96,24 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   auto temp = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
                            with_data, origin_of(v));
   if (!temp) return Error{temp.error()};
-  auto installed = upper_->install(*temp, dest_fd, name, 0);
+  // The parent is marked before the copy appears, so that a failure at any
+  // step leaves the upper as it was (the mark taken back) or finished.
+  auto marked = mark_impure(parent, dest_fd);
+  auto installed = marked ? upper_->install(*temp, dest_fd, name, 0)
+                          : Status{Error{marked.error()}};
   if (!installed) {
     (void)upper_->remove_temp(*temp);
+    if (marked && *marked) unmark_impure(parent, dest_fd);
     return installed;
   }
-  mark_impure(parent, dest_fd);
+  {
+    std::lock_guard lock(node->mu);
+    node->layer = 0;
+    if (S_ISDIR(v.type))
+      node->dir_layers.insert(node->dir_layers.begin(), DirLayer{0, {}, {}, {}});
+  }
   changed(parent);  // its listing has this entry in a lower layer
-  auto restored = restore_times(dest_fd, *parent_st);  // as overlayfs does
-  if (!restored) return restored;
-  std::lock_guard lock(node->mu);
-  node->layer = 0;
-  if (S_ISDIR(v.type))
-    node->dir_layers.insert(node->dir_layers.begin(), DirLayer{0, {}, {}, {}});
+  (void)restore_times(dest_fd, *parent_st);  // as overlayfs does; cosmetic
   return {};
 }
 

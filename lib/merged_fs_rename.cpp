@@ -123,6 +123,18 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
   int from_fd = (*from)->get(), to_fd = (*to)->get();
   auto src_lower = lower_has(parent, name);
   if (!src_lower) return Error{src_lower.error()};
+  // Marked before the move, taken back if it fails.
+  auto marked_to = mark_impure(new_parent, to_fd);
+  if (!marked_to) return Error{marked_to.error()};
+  Rollback unmark_to([&] {
+    if (*marked_to) unmark_impure(new_parent, to_fd);
+  });
+  Result<bool> marked_from = false;
+  if (exchange) marked_from = mark_impure(parent, from_fd);
+  if (!marked_from) return Error{marked_from.error()};
+  Rollback unmark_from([&] {
+    if (*marked_from) unmark_impure(parent, from_fd);
+  });
 
   if (exchange) {
     if (src_dir) {
@@ -177,12 +189,12 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
         if (!wh) return wh;
       }
     }
-    auto dropped = upper_->drop_wh_file(to_fd, new_name);
-    if (!dropped) return dropped;
+    // Moved: a ".wh.NAME" left beside it only hides what it already hides.
+    (void)upper_->drop_wh_file(to_fd, new_name);
     nodes_.move(parent, name, new_parent, new_name);
   }
-  mark_impure(new_parent, to_fd);
-  if (exchange) mark_impure(parent, from_fd);
+  unmark_to.keep();
+  unmark_from.keep();
   changed(parent);
   changed(new_parent);
   return {};

@@ -206,6 +206,12 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
   if (!up) return Error{up.error()};
   auto src = locate(node, 0);
   if (!src) return Error{src.error()};
+  // Both names must report the origin's st_ino, also after a remount.
+  auto marked = mark_impure(parent, slot->dir->get());
+  if (!marked) return Error{marked.error()};
+  Rollback unmark([&, fd = slot->dir->get()] {
+    if (*marked) unmark_impure(parent, fd);
+  });
   if (!slot->over_whiteout) {
     auto linked = link_at(src->first->get(), src->second, slot->dir->get(), name);
     if (!linked) return Error{linked.error()};
@@ -218,8 +224,7 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
       return Error{linked.error()};
     }
   }
-  // Both names must report the origin's st_ino, also after a remount.
-  mark_impure(parent, slot->dir->get());
+  unmark.keep();
   nodes_.add_link(node, parent, name);
   changed(parent);
   auto st = getattr(node);

@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "fault.h"
+
 namespace lfs {
 
 namespace {
@@ -44,6 +46,7 @@ std::string proc_path(int dirfd, const std::string& name) {
 }
 
 Result<Fd> open_at(int dirfd, const std::string& name, int flags, mode_t mode) {
+  if (int e = injected_fault(SysCall::kOpen)) return Error{e};
   int fd = ::openat(dirfd, name.empty() ? "." : name.c_str(),
                     flags | O_CLOEXEC | O_NOFOLLOW, mode);
   if (fd < 0) return last_error();
@@ -51,6 +54,7 @@ Result<Fd> open_at(int dirfd, const std::string& name, int flags, mode_t mode) {
 }
 
 Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags) {
+  if (int e = injected_fault(SysCall::kOpen)) return Error{e};
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -61,12 +65,14 @@ Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags) {
 }
 
 Result<Fd> open_path(const std::string& path, int flags) {
+  if (int e = injected_fault(SysCall::kOpen)) return Error{e};
   int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return last_error();
   return Fd(fd);
 }
 
 Result<struct stat> stat_at(int dirfd, const std::string& name) {
+  if (int e = injected_fault(SysCall::kStat)) return Error{e};
   struct stat st;
   int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
   if (::fstatat(dirfd, name.c_str(), &st, flags) < 0) return last_error();
@@ -81,6 +87,7 @@ Result<bool> exists_at(int dirfd, const std::string& name) {
 }
 
 Result<std::string> read_link_at(int dirfd, const std::string& name) {
+  if (int e = injected_fault(SysCall::kReadLink)) return Error{e};
   std::string buf(256, '\0');
   for (;;) {
     ssize_t n = ::readlinkat(dirfd, name.c_str(), buf.data(), buf.size());
@@ -95,6 +102,7 @@ Result<std::string> read_link_at(int dirfd, const std::string& name) {
 
 Result<std::string> get_xattr_at(int dirfd, const std::string& name,
                                  const std::string& attr) {
+  if (int e = injected_fault(SysCall::kGetXattr)) return Error{e};
   std::string path = proc_path(dirfd, name);
   // For a named entry lgetxattr stops at the entry itself; for the fd itself
   // the magic link must be followed to reach the inode it stands for.
@@ -118,6 +126,7 @@ Result<std::string> get_xattr_at(int dirfd, const std::string& name,
 
 Result<std::vector<std::string>> list_xattr_at(int dirfd,
                                                const std::string& name) {
+  if (int e = injected_fault(SysCall::kListXattr)) return Error{e};
   std::string path = proc_path(dirfd, name);
   auto call = [&](char* buf, size_t len) {
     return name.empty() ? ::listxattr(path.c_str(), buf, len)
@@ -143,6 +152,7 @@ Result<std::vector<std::string>> list_xattr_at(int dirfd,
 }
 
 Result<std::vector<DirEntry>> read_dir(int dirfd) {
+  if (int e = injected_fault(SysCall::kReadDir)) return Error{e};
   int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return last_error();
   Fd owner(fd);
@@ -165,12 +175,14 @@ Result<std::vector<DirEntry>> read_dir(int dirfd) {
 }
 
 Result<struct statvfs> stat_fs(int fd) {
+  if (int e = injected_fault(SysCall::kStatFs)) return Error{e};
   struct statvfs sv;
   if (::fstatvfs(fd, &sv) < 0) return last_error();
   return sv;
 }
 
 Result<size_t> pread_at(int fd, void* buf, size_t len, off_t off) {
+  if (int e = injected_fault(SysCall::kRead)) return Error{e};
   ssize_t n = ::pread(fd, buf, len, off);
   if (n < 0) return last_error();
   return static_cast<size_t>(n);
@@ -186,41 +198,49 @@ Status status_of(long rc) {
 }  // namespace
 
 Status make_dir_at(int dirfd, const std::string& name, mode_t mode) {
+  if (int e = injected_fault(SysCall::kMkdir)) return Error{e};
   return status_of(::mkdirat(dirfd, name.c_str(), mode));
 }
 
 Status make_node_at(int dirfd, const std::string& name, mode_t mode,
                     dev_t rdev) {
+  if (int e = injected_fault(SysCall::kMknod)) return Error{e};
   return status_of(::mknodat(dirfd, name.c_str(), mode, rdev));
 }
 
 Status make_symlink_at(const std::string& target, int dirfd,
                        const std::string& name) {
+  if (int e = injected_fault(SysCall::kSymlink)) return Error{e};
   return status_of(::symlinkat(target.c_str(), dirfd, name.c_str()));
 }
 
 Status link_at(int olddir, const std::string& oldname, int newdir,
                const std::string& newname) {
+  if (int e = injected_fault(SysCall::kLink)) return Error{e};
   return status_of(
       ::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0));
 }
 
 Status unlink_at(int dirfd, const std::string& name, bool is_dir) {
+  if (int e = injected_fault(SysCall::kUnlink)) return Error{e};
   return status_of(::unlinkat(dirfd, name.c_str(), is_dir ? AT_REMOVEDIR : 0));
 }
 
 Status rename_at(int olddir, const std::string& oldname, int newdir,
                  const std::string& newname, unsigned flags) {
+  if (int e = injected_fault(SysCall::kRename)) return Error{e};
   return status_of(::syscall(SYS_renameat2, olddir, oldname.c_str(), newdir,
                              newname.c_str(), flags));
 }
 
 Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
+  if (int e = injected_fault(SysCall::kChown)) return Error{e};
   int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
   return status_of(::fchownat(dirfd, name.c_str(), uid, gid, flags));
 }
 
 Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
+  if (int e = injected_fault(SysCall::kChmod)) return Error{e};
   // glibc implements AT_SYMLINK_NOFOLLOW (EOPNOTSUPP on a symlink).
   if (name.empty()) return status_of(::chmod(proc_path(dirfd, "").c_str(), mode));
   return status_of(::fchmodat(dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW));
@@ -228,6 +248,7 @@ Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
 
 Status set_times_at(int dirfd, const std::string& name,
                     const struct timespec times[2]) {
+  if (int e = injected_fault(SysCall::kUtimes)) return Error{e};
   int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
   if (name.empty()) {
     // utimensat has no AT_EMPTY_PATH; the proc path names the fd's inode
@@ -240,6 +261,7 @@ Status set_times_at(int dirfd, const std::string& name,
 
 Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
                     const std::string& value, int flags) {
+  if (int e = injected_fault(SysCall::kSetXattr)) return Error{e};
   std::string path = proc_path(dirfd, name);
   long rc = name.empty() ? ::setxattr(path.c_str(), attr.c_str(), value.data(),
                                       value.size(), flags)
@@ -250,41 +272,53 @@ Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
 
 Status remove_xattr_at(int dirfd, const std::string& name,
                        const std::string& attr) {
+  if (int e = injected_fault(SysCall::kRemoveXattr)) return Error{e};
   std::string path = proc_path(dirfd, name);
   long rc = name.empty() ? ::removexattr(path.c_str(), attr.c_str())
                          : ::lremovexattr(path.c_str(), attr.c_str());
   return status_of(rc);
 }
 
-Status truncate_fd(int fd, off_t size) { return status_of(::ftruncate(fd, size)); }
+Status truncate_fd(int fd, off_t size) {
+  if (int e = injected_fault(SysCall::kTruncate)) return Error{e};
+  return status_of(::ftruncate(fd, size));
+}
 
 Status sync_fd(int fd, bool data_only) {
+  if (int e = injected_fault(SysCall::kSync)) return Error{e};
   return status_of(data_only ? ::fdatasync(fd) : ::fsync(fd));
 }
 
 Status allocate_fd(int fd, int mode, off_t off, off_t len) {
+  if (int e = injected_fault(SysCall::kAllocate)) return Error{e};
   return status_of(::fallocate(fd, mode, off, len));
 }
 
 Result<off_t> seek_fd(int fd, off_t off, int whence) {
+  if (int e = injected_fault(SysCall::kSeek)) return Error{e};
   off_t r = ::lseek(fd, off, whence);
   if (r < 0) return last_error();
   return r;
 }
 
 Result<size_t> pwrite_at(int fd, const void* buf, size_t len, off_t off) {
-  ssize_t n = ::pwrite(fd, buf, len, off);
+  if (int e = injected_fault(SysCall::kWrite)) return Error{e};
+  ssize_t n = ::pwrite(fd, buf, injected_write_length(len), off);
   if (n < 0) return last_error();
   return static_cast<size_t>(n);
 }
 
 Result<size_t> copy_range(int in, off_t* in_off, int out, off_t* out_off,
                           size_t len, unsigned flags) {
+  if (int e = injected_fault(SysCall::kCopyRange)) return Error{e};
   ssize_t n = ::copy_file_range(in, in_off, out, out_off, len, flags);
   if (n < 0) return last_error();
   return static_cast<size_t>(n);
 }
 
-Status clone_file(int dst, int src) { return status_of(::ioctl(dst, FICLONE, src)); }
+Status clone_file(int dst, int src) {
+  if (int e = injected_fault(SysCall::kClone)) return Error{e};
+  return status_of(::ioctl(dst, FICLONE, src));
+}
 
 }  // namespace lfs

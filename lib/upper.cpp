@@ -72,10 +72,13 @@ Status Upper::install(const std::string& temp, int parent,
   } else {
     auto r = rename_at(work(), temp, parent, name, RENAME_EXCHANGE);
     if (!r) return r;
-    auto cleaned = remove_tree(work(), temp);
-    if (!cleaned) return cleaned;
+    // Installed: what follows only tidies up. What it fails to remove (the
+    // replaced entry in the work dir) goes at the next mount.
+    (void)remove_tree(work(), temp);
   }
-  return drop_wh_file(parent, name);
+  // A ".wh.NAME" beside the new entry only hides what it already hides.
+  (void)drop_wh_file(parent, name);
+  return {};
 }
 
 Result<Upper::WhiteoutForm> Upper::whiteout(int parent, const std::string& name,
