@@ -11,17 +11,9 @@ NodeTable::NodeTable() : root_(std::make_unique<Node>(1)) {
 }
 
 NodeTable::~NodeTable() {
-  // A node with hard links sits in several children maps: free each once,
-  // depth-first without recursion limits.
-  std::unordered_set<Node*> all;
-  std::vector<Node*> stack{root_.get()};
-  while (!stack.empty()) {
-    Node* n = stack.back();
-    stack.pop_back();
-    for (auto& [name, child] : n->children)
-      if (all.insert(child).second) stack.push_back(child);
-  }
-  for (Node* n : all) delete n;
+  // Every node still alive, reachable by a name or not (an unlinked file the
+  // kernel still held, a node with hard links), is freed exactly once.
+  for (Node* n : live_) delete n;
 }
 
 Node* NodeTable::insert_locked(Node* parent, const std::string& name) {
@@ -31,7 +23,7 @@ Node* NodeTable::insert_locked(Node* parent, const std::string& name) {
   child->parent = parent;
   child->name = name;
   parent->children.emplace(name, child);
-  ++count_;
+  live_.insert(child);
   return child;
 }
 
@@ -48,8 +40,8 @@ void NodeTable::collect_locked(Node* node) {
       if (it != p->children.end() && it->second == n) p->children.erase(it);
       work.push_back(p);
     }
+    live_.erase(n);
     delete n;
-    --count_;
   }
 }
 
@@ -144,7 +136,7 @@ std::pair<Node*, std::string> NodeTable::parent_and_name(Node* node) const {
 
 size_t NodeTable::size() const {
   std::lock_guard lock(mu_);
-  return count_;
+  return live_.size() + 1;  // and the root
 }
 
 NodeView view_of(const Node& node) {

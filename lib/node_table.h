@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "merge.h"
@@ -112,7 +113,7 @@ class NodeTable {
   mutable std::mutex mu_;  // tree shape; acquired before any Node::mu
   std::unique_ptr<Node> root_;
   uint64_t next_serial_ = 2;
-  size_t count_ = 1;
+  std::unordered_set<Node*> live_;  // every node but the root
 };
 
 template <class Init>
