@@ -63,7 +63,8 @@ def build(problems, tmp):
     if unmet.returncode != 0:
         harness.skip(f"build dependencies missing: {unmet.stderr.strip()}")
     log_path = os.path.join(tmp, "build.log")
-    env = dict(os.environ, DEB_BUILD_OPTIONS="parallel=2")
+    # The unit tests are a test of their own in the same run: nocheck.
+    env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck parallel=2")
     with open(log_path, "w") as log:
         r = subprocess.run(["nice", "-n", "10", "dpkg-buildpackage", "-us", "-uc", "-b"],
                            cwd=src, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -98,7 +99,7 @@ def check_deb(problems, deb):
         if path not in contents:
             problems.append(f"the package lacks {path}")
     print(f"package: {os.path.basename(deb)}, {os.path.getsize(deb)} bytes")
-    r = run(["lintian", "--no-tag-display-limit", deb], timeout=600)
+    r = run(["lintian", "--display-info", "--tag-display-limit", "0", deb], timeout=600)
     lines = [l for l in r.stdout.splitlines() if l.strip()]
     for l in lines:
         print("lintian:", l)
@@ -219,10 +220,9 @@ def check_man_and_completion(problems):
     env = dict(os.environ, MANPATH="/usr/share/man", MANWIDTH="100", LC_ALL="C.UTF-8")
     r = run(["man", "-P", "cat", "layerfs"], env=env)
     text = re.sub(r".\x08", "", r.stdout)
-    for name in sorted(test_manpages.parser_options()):
-        end = "" if name.endswith("=") else r"(?![\w-])"
-        if not re.search(rf"(?<![\w.-]){re.escape(name)}{end}", text):
-            problems.append(f"man layerfs (installed) does not show {name}")
+    if r.returncode != 0 or test_manpages.unshown_options(text):
+        problems.append(f"man layerfs (installed): exit {r.returncode}, does not show "
+                        f"{test_manpages.unshown_options(text)}")
     if run(["man", "-P", "cat", "layerctl"], env=env).returncode != 0:
         problems.append("man layerctl (installed) does not render")
     script = ("source /usr/share/bash-completion/bash_completion; for c in layerfs layerctl; "
