@@ -187,7 +187,9 @@ int run(int argc, char** argv) {
                             error_text(made.error())));
   MergedFs& fs = **made;
 
-  Daemon daemon{&fs, config.timeout};
+  Daemon daemon;
+  daemon.fs = &fs;
+  daemon.timeout = config.timeout;
   daemon.acl = true;
   daemon.writeback = config.writeback;
   fuse_lowlevel_ops ops = make_ops();

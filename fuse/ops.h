@@ -13,16 +13,25 @@
 
 #include <memory>
 
+#include "handles.h"
 #include "merged_fs.h"
 
 namespace lfs {
 
+// An open directory: the listing it serves, taken at opendir.
+struct DirHandle {
+  std::shared_ptr<const Listing> entries;
+  uint64_t self_ino = 0, parent_ino = 0;
+};
+
 // Per-mount state reachable from every request.
 struct Daemon {
-  MergedFs* fs;
-  double timeout;  // seconds for entries and attributes
+  MergedFs* fs = nullptr;
+  double timeout = 0;  // seconds for entries and attributes
   bool writeback = false;
   bool acl = false;  // kernel-side POSIX ACL checks (default_permissions)
+  HandleTable<OpenFile> files;  // what open and create handed out
+  HandleTable<DirHandle> dirs;  // what opendir handed out
 };
 
 inline Daemon& daemon_of(fuse_req_t req) {
@@ -41,9 +50,9 @@ inline fuse_ino_t id_of(Daemon& d, Node* n) {
 fuse_entry_param entry_param(Daemon& d, Node* node, const struct stat& st);
 
 // The OpenFile behind a file handle; the open flags every open file gets
-// (the handle takes ownership of `file`); the reply that hands one out.
+// (the mount's table takes ownership of `file`); the reply that hands one out.
 OpenFile* file_of(fuse_file_info* fi);
-void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file);
+void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> file);
 // The flags a file is opened with in its layer: with the writeback cache the
 // kernel may read through a write-only fd and computes append offsets itself.
 int layer_open_flags(const Daemon& d, int flags);

@@ -69,9 +69,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     return;
   }
   fuse_entry_param e = entry_param(d, r->first.first, r->first.second);
-  set_open_flags(fi, std::move(r->second));
+  set_open_flags(d, fi, std::move(r->second));
   if (fuse_reply_create(req, &e, fi) != 0) {
-    delete file_of(fi);
+    d.files.release(fi->fh);
     d.fs->forget(r->first.first, 1);
   }
 }

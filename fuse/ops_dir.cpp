@@ -13,14 +13,7 @@ namespace lfs {
 
 namespace {
 
-struct DirHandle {
-  std::shared_ptr<const Listing> entries;
-  uint64_t self_ino = 0, parent_ino = 0;
-};
-
-DirHandle* handle_of(fuse_file_info* fi) {
-  return reinterpret_cast<DirHandle*>(fi->fh);
-}
+DirHandle* handle_of(fuse_file_info* fi) { return HandleTable<DirHandle>::get(fi->fh); }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
@@ -34,14 +27,14 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   h->entries = std::move(*listing);
   h->self_ino = view_of(*node).ino;
   h->parent_ino = d.fs->parent_ino(node);
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  fi->fh = d.dirs.adopt(std::move(h));
   fi->keep_cache = 1;
   fi->cache_readdir = 1;
-  if (fuse_reply_open(req, fi) != 0) delete handle_of(fi);
+  if (fuse_reply_open(req, fi) != 0) d.dirs.release(fi->fh);
 }
 
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete handle_of(fi);
+  daemon_of(req).dirs.release(fi->fh);
   fuse_reply_err(req, 0);
 }
 

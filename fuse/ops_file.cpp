@@ -9,10 +9,10 @@
 
 namespace lfs {
 
-OpenFile* file_of(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
+OpenFile* file_of(fuse_file_info* fi) { return HandleTable<OpenFile>::get(fi->fh); }
 
-void set_open_flags(fuse_file_info* fi, std::unique_ptr<OpenFile> file) {
-  fi->fh = reinterpret_cast<uint64_t>(file.release());
+void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> file) {
+  fi->fh = d.files.adopt(std::move(file));
   fi->keep_cache = 1;  // the daemon owns every change: cached pages stay valid
   fi->noflush = 1;     // writes land in the upper at once: close needs no FLUSH
 }
@@ -25,8 +25,9 @@ int layer_open_flags(const Daemon& d, int flags) {
 
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file) {
-  set_open_flags(fi, std::move(file));
-  if (fuse_reply_open(req, fi) != 0) delete file_of(fi);
+  Daemon& d = daemon_of(req);
+  set_open_flags(d, fi, std::move(file));
+  if (fuse_reply_open(req, fi) != 0) d.files.release(fi->fh);
 }
 
 namespace {
@@ -124,7 +125,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete file_of(fi);
+  daemon_of(req).files.release(fi->fh);
   fuse_reply_err(req, 0);
 }
 
