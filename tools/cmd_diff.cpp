@@ -3,7 +3,7 @@
 //   layerctl diff [--content] [--json] (--lower L1:L2 --upper U | MOUNTPOINT)
 //
 // One "A|C|D PATH" line per change, sorted by path, or with --json
-// [{"path": ..., "kind": "A|C|D"}]. The rules live in lib/layer_diff.h.
+// [{"path": ..., "kind": "A|C|D"}]. The rules live in lib/layer/layer_diff.h.
 #include <fmt/format.h>
 
 #include <memory>

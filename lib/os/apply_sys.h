@@ -1,5 +1,5 @@
 // System-call wrappers for streaming files and trees in and out (apply and
-// commit outputs), the few that lib/sys.h does not have.
+// commit outputs), the few that sys.h does not have.
 //
 // Same style as sys.h: one syscall (or a short fixed loop) each, errno
 // captured at once and returned as a Result; names relative to a directory
