@@ -228,6 +228,15 @@ def crash_round(tmp, lowers, rnd, round_no, problems):
     return len(leftovers), checked
 
 
+def run_killed(argv, after):
+    """Runs argv and SIGKILLs it `after` seconds in; True if the kill landed."""
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(after)
+    p.kill()
+    p.wait()
+    return p.returncode == -signal.SIGKILL
+
+
 def commit_apply_kills(tmp, layerctl, rnd, rounds, problems):
     """commit and apply SIGKILLed midway: the target is absent or complete."""
     upper = os.path.join(tmp, "commit-src")
@@ -245,23 +254,14 @@ def commit_apply_kills(tmp, layerctl, rnd, rounds, problems):
         out = os.path.join(tmp, f"out{i}")
         os.makedirs(out)
         target = os.path.join(out, "layer.tar.gz")
-        p = subprocess.Popen([layerctl, "commit", "--upper", upper, "-o", target, "-q"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.0, 0.4))
-        p.kill()
-        p.wait()
-        killed += p.returncode == -signal.SIGKILL
+        killed += run_killed([layerctl, "commit", "--upper", upper, "-o", target, "-q"],
+                             rnd.uniform(0.0, 0.4))
         if os.path.exists(target):
             with tarfile.open(target) as t:
                 if sorted(m.name for m in t.getmembers()) != names:
                     problems.append(f"commit kill {i}: {target} exists but is incomplete")
         dest = os.path.join(out, "applied")
-        p = subprocess.Popen([layerctl, "apply", "-q", full, dest],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.0, 0.3))
-        p.kill()
-        p.wait()
-        killed += p.returncode == -signal.SIGKILL
+        killed += run_killed([layerctl, "apply", "-q", full, dest], rnd.uniform(0.0, 0.3))
         if os.path.exists(dest):
             got = sorted(os.listdir(dest))
             if len(got) != 200 or any(os.path.getsize(os.path.join(dest, n)) != 100_000
