@@ -21,7 +21,7 @@ import time
 import harness
 
 SOAK = os.environ.get("LAYERFS_SOAK") == "1"
-SECONDS = 200 if SOAK else 20
+SECONDS = 400 if SOAK else 40
 RSS_LIMIT_KB = 400 * 1024
 FSSTRESS = os.environ.get("LAYERFS_FSSTRESS", "")
 
