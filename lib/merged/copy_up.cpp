@@ -14,7 +14,6 @@ namespace {
 
 constexpr size_t kChunk = 1 << 20;
 
-
 // Copies [off, end) from in to out at the same offsets.
 Status copy_segment(CopyMethods& methods, int in, int out, off_t off, off_t end) {
   while (off < end) {

@@ -355,18 +355,24 @@ Result<std::shared_ptr<const Listing>> MergedFs::listing(Node* dir) {
   return shared;
 }
 
-bool MergedFs::is_private_xattr(const std::string& shown) const {
-  if (!config_.override_stat_xattr.empty() && shown == config_.override_stat_xattr)
-    return true;
-  return is_stack_marker_xattr(stored_xattr_name(shown));
+bool MergedFs::is_override_xattr(const std::string& shown) const {
+  return !config_.override_stat_xattr.empty() && shown == config_.override_stat_xattr;
+}
+
+std::optional<std::string> MergedFs::layer_xattr_name(const std::string& shown) const {
+  if (is_override_xattr(shown)) return std::nullopt;
+  std::string stored = stored_xattr_name(shown);
+  if (is_stack_marker_xattr(stored)) return std::nullopt;
+  return stored;
 }
 
 Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
   if (node == nodes_.root() && name == kMountInfoXattr &&
       !config_.mount_info_json.empty())
     return config_.mount_info_json;
-  if (is_private_xattr(name)) return Error{ENODATA};
-  return getxattr_raw(node, view_of(*node), stored_xattr_name(name));
+  auto stored = layer_xattr_name(name);
+  if (!stored) return Error{ENODATA};
+  return getxattr_raw(node, view_of(*node), *stored);
 }
 
 Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
@@ -385,7 +391,7 @@ Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
   std::vector<std::string> shown;
   for (auto& n : *names) {
     auto as_shown = shown_xattr_name(n);
-    if (as_shown && !is_private_xattr(*as_shown)) shown.push_back(std::move(*as_shown));
+    if (as_shown && !is_override_xattr(*as_shown)) shown.push_back(std::move(*as_shown));
   }
   return shown;
 }

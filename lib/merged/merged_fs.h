@@ -197,9 +197,11 @@ class MergedFs {
   void apply_override(Node* node, const NodeView& v, struct stat& st);
   Result<std::string> getxattr_raw(Node* node, const NodeView& v,
                                    const std::string& name);
-  // A name given on the mount that names no xattr of the file: a marker of
-  // the stack or the hidden override_stat attribute.
-  bool is_private_xattr(const std::string& shown) const;
+  // The name a layer stores `shown` (a name given on the mount) under, or
+  // nullopt for one that names no xattr of the file: a marker of the stack
+  // (layerfs's own names included) or the hidden override_stat attribute.
+  std::optional<std::string> layer_xattr_name(const std::string& shown) const;
+  bool is_override_xattr(const std::string& shown) const;
   StackView stack_view(Node* parent);
   // lookup() from `from_layer` down. With `retry`, a resolution older than
   // a copy-up that finished meanwhile is redone once instead of recorded.

@@ -2,7 +2,6 @@
 #include <fcntl.h>
 
 #include "merged_fs.h"
-#include "mount_info.h"
 #include "overlay_xattr.h"
 
 namespace lfs {
@@ -83,26 +82,28 @@ Status MergedFs::setxattr(Node* node, const std::string& name,
                           const std::string& value, int flags) {
   auto ok = writable();
   if (!ok) return ok;
-  if (is_private_xattr(name) || name == kMountInfoXattr) return Error{ENOTSUP};
+  auto stored = layer_xattr_name(name);
+  if (!stored) return Error{ENOTSUP};
   auto up = copy_up(node, true);
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};
-  return set_xattr_at(t->dir->get(), t->name, stored_xattr_name(name), value, flags);
+  return set_xattr_at(t->dir->get(), t->name, *stored, value, flags);
 }
 
 Status MergedFs::removexattr(Node* node, const std::string& name) {
   auto ok = writable();
   if (!ok) return ok;
-  if (is_private_xattr(name) || name == kMountInfoXattr) return Error{ENOTSUP};
+  auto stored = layer_xattr_name(name);
+  if (!stored) return Error{ENOTSUP};
   // Nothing to copy up for an attribute that is not there.
-  auto present = getxattr(node, name);
+  auto present = getxattr_raw(node, view_of(*node), *stored);
   if (!present) return Error{present.error()};
   auto up = copy_up(node, true);
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};
-  return remove_xattr_at(t->dir->get(), t->name, stored_xattr_name(name));
+  return remove_xattr_at(t->dir->get(), t->name, *stored);
 }
 
 }  // namespace lfs

@@ -8,6 +8,7 @@ still unmounts on the way out.
 """
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -293,3 +294,26 @@ def lowers_unchanged(lowers, problems):
     yield
     if [tree_digest(l) for l in lowers] != before:
         problems.append("a lower layer changed")
+
+
+def as_user(fn, uid):
+    """Runs fn() in a child with uid and gid `uid` and no groups; returns what
+    fn returned (through JSON), or a text saying why the child failed."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            out = fn()
+        except BaseException as e:  # reported, never raised in the child
+            out = f"child failed: {e!r}"
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return json.loads(data)

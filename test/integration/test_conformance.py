@@ -16,7 +16,6 @@ sanitizer report (the harness checks). Scenarios:
   nested     a kernel overlay stacked on the mount, as on a kernel overlay
 """
 import errno
-import json
 import os
 import signal
 import stat
@@ -96,28 +95,6 @@ def build_lower(lower):
     mkdir("nest/w")
 
 
-def as_user(fn):
-    """Runs fn() in a child with uid/gid 1000 and no groups; its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setgid(UNPRIVILEGED)
-            os.setuid(UNPRIVILEGED)
-            out = fn()
-        except BaseException as e:  # reported, never raised in the child
-            out = f"child failed: {e!r}"
-        os.write(w, json.dumps(out).encode())
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    return json.loads(data)
-
-
 def scenario_setid(root):
     j = lambda *p: os.path.join(root, *p)
     out = []
@@ -158,7 +135,7 @@ def scenario_setid(root):
                                     mode_of(j("sgiddir", "u2755")))[1]))
         res.append(attempt(create, j("sticky", "mine"), 0o644))
         return res
-    out.append(as_user(unprivileged))
+    out.append(harness.as_user(unprivileged, UNPRIVILEGED))
     out.append(attempt(lambda: sorted(os.listdir(root))))
     return out
 
