@@ -97,7 +97,9 @@ Result<bool> has_wh_file(int dirfd, const std::string& name) {
 
 std::string_view whiteout_target(std::string_view name) {
   if (!is_reserved_name(name) || name == kOpaqueMarker) return {};
-  return name.substr(kWhiteoutPrefix.size());
+  std::string_view target = name.substr(kWhiteoutPrefix.size());
+  if (target == "." || target == "..") return {};  // names nothing
+  return target;
 }
 
 bool is_inline_whiteout(int dirfd, const std::string& name,

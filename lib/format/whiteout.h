@@ -52,7 +52,9 @@ bool wh_file_fits(std::string_view name);
 // Whether dirfd holds a ".wh.NAME" file (any type) for NAME.
 Result<bool> has_wh_file(int dirfd, const std::string& name);
 
-// For ".wh.NAME" returns NAME; empty for the opaque marker or other names.
+// For ".wh.NAME" returns NAME; empty for the opaque marker, for other
+// names, and for ".wh.", ".wh.." and ".wh..." (reserved names that hide
+// nothing: never shown, never committed).
 std::string_view whiteout_target(std::string_view name);
 
 // True when `st` is a char-device 0/0 whiteout.

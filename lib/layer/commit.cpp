@@ -117,6 +117,8 @@ LayerWalker::Failure LayerWalker::collect(int dirfd, const std::string& prefix,
     std::string target(whiteout_target(e.name));
     if (!target.empty()) {
       c.whiteout = true;
+    } else if (is_reserved_name(e.name)) {
+      continue;  // ".wh." naming nothing: hidden by the mount, not content
     } else if (is_inline_whiteout(dirfd, e.name, *st, marks)) {
       c.whiteout = true;
       target = e.name;

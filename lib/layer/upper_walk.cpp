@@ -125,7 +125,8 @@ class Walker {
     for (DirEntry& e : *raw) {
       if (e.name == kOpaqueMarker) continue;
       if (is_reserved_name(e.name)) {
-        dir.whiteouts.emplace_back(whiteout_target(e.name));
+        auto target = whiteout_target(e.name);
+        if (!target.empty()) dir.whiteouts.emplace_back(target);
         continue;
       }
       auto st = stat_at(fd, e.name);

@@ -224,6 +224,18 @@ TEST_CASE("an empty upper gives the empty layer") {
   CHECK(w.diff_id == kEmptyLayerDiffId);
 }
 
+TEST_CASE("a .wh. name that names nothing is neither content nor whiteout") {
+  // ".wh.", ".wh.." and ".wh..." are hidden by the mount and hide nothing;
+  // committing one as an entry gave a tar that apply rightly refuses.
+  ScopedTempDir tmp;
+  std::string upper = tmp / "upper";
+  for (const char* name : {"/.wh.", "/.wh..", "/.wh...", "/f"})
+    test::write_file(upper + name, "data");
+  std::string out = tmp / "layer.tar";
+  commit_to(CommitSource{upper, {}}, out);
+  CHECK(test::run_output("tar -tf " + out) == "./\nf\n");
+}
+
 TEST_CASE("a failed commit leaves no output file behind") {
   Scripted s;
   std::string bad = s.tmp / "bad";
