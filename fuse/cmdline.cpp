@@ -32,6 +32,7 @@ struct RawOptions {
   char* context = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
+  int userxattr = 0;
   DaemonConfig* config = nullptr;  // for on_option: fuse_opt passes this struct
 
   RawOptions() = default;
@@ -63,6 +64,7 @@ const fuse_opt kSpec[] = {
     LFS_OPT("context=%s", context, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
+    LFS_OPT("userxattr", userxattr, 1),
     // Understood by the kernel or libfuse's mount code.
     FUSE_OPT_KEY("allow_other", kPassOn), FUSE_OPT_KEY("allow_root", kPassOn),
     FUSE_OPT_KEY("default_permissions", kPassOn),
@@ -83,7 +85,7 @@ const fuse_opt kSpec[] = {
     FUSE_OPT_KEY("_netdev", kIgnore), FUSE_OPT_KEY("user", kIgnore),
     FUSE_OPT_KEY("users", kIgnore), FUSE_OPT_KEY("noacl", kIgnore),
     FUSE_OPT_KEY("redirect_dir=", kIgnore), FUSE_OPT_KEY("index=", kIgnore),
-    FUSE_OPT_KEY("metacopy=", kIgnore), FUSE_OPT_KEY("userxattr", kIgnore),
+    FUSE_OPT_KEY("metacopy=", kIgnore),
     FUSE_OPT_KEY("xino=", kIgnore), FUSE_OPT_KEY("plugins=", kIgnore),
     FUSE_OPT_KEY("threaded=", kIgnore), FUSE_OPT_KEY("static_nlink", kIgnore),
     FUSE_OPT_END};
@@ -177,6 +179,7 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     c.fsync = false;
   }
   if (raw.context) c.context = raw.context;
+  c.userxattr = raw.userxattr;
   return std::nullopt;
 }
 
@@ -224,6 +227,8 @@ std::string usage_text(const char* argv0) {
       "  xattr_permissions=N     owners and modes: 0 the files' own, 1 from\n"
       "                          security.containers.override_stat, 2 from\n"
       "                          user.containers.override_stat\n"
+      "  userxattr               user.overlay.* markers even where trusted.*\n"
+      "                          may be written (as the kernel's userxattr)\n"
       "  volatile                no fsync of copied-up data (as fsync=0)\n"
       "  fsync=0|1               copy-up made durable before it shows (1)\n"
       "  writeback=0|1           kernel writeback cache for file data (1)\n"

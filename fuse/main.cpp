@@ -23,6 +23,7 @@
 #include "mount_info.h"
 #include "one_line.h"
 #include "ops.h"
+#include "upper.h"
 
 #ifndef LAYERFS_VERSION
 #define LAYERFS_VERSION "unknown"
@@ -179,7 +180,10 @@ int run(int argc, char** argv) {
   fs_config.mount_info_json = mount_info_to_json(describe_mount(config));
   fs_config.workdir = workdir.get();
   fs_config.fsync = config.fsync;
-  fs_config.privileged = geteuid() == 0;
+  // trusted.overlay.* markers where they may be written (not by root in a
+  // user namespace), as kernel overlayfs writes them; user.overlay.* else.
+  fs_config.privileged =
+      layers.has_upper() && !config.userxattr && trusted_xattrs_writable(workdir.get());
   umask(0);  // modes arrive with the caller's umask applied
   auto made = MergedFs::create(std::move(layers), std::move(fs_config));
   if (!made)

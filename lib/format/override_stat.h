@@ -4,15 +4,19 @@
 // (owner, set-id bits, device type) as "uid:gid:mode[:type]": decimal ids,
 // an octal mode (only its 07777 bits count), and optionally the type it
 // stands for ("file", "dir", "symlink", "pipe", "socket",
-// "block-MAJOR-MINOR", "char-MAJOR-MINOR"). Pure functions; thread-safe.
+// "block-MAJOR-MINOR", "char-MAJOR-MINOR"). Pure functions but
+// recorded_stat_at, which reads a layer; all thread-safe.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "result.h"
 
 namespace lfs {
 
@@ -27,5 +31,27 @@ std::optional<OverrideStat> parse_override_stat(std::string_view text);
 
 // The value containers-storage writes for `o` ("0:0:0755", "0:0:0644:file").
 std::string format_override_stat(const OverrideStat& o);
+
+// The xattrs containers-storage writes: xattr_permissions=1 and =2.
+inline constexpr const char* kPrivilegedOverrideXattr = "security.containers.override_stat";
+inline constexpr const char* kUserOverrideXattr = "user.containers.override_stat";
+
+// `st` as the record shows it: its owner and 07777 bits and, for a regular
+// file standing for a device, fifo or socket (a rootless user cannot
+// mknod), that type and device number. Other type mismatches are ignored.
+void apply_override_stat(const OverrideStat& o, struct stat& st);
+
+// The record for an entry shown as `st` (type field only for a device).
+OverrideStat override_stat_of(const struct stat& st);
+
+// stat_at(dirfd, name) as a mount with xattr_permissions shows it: the
+// user.containers.override_stat record applied, else the security one.
+// What layer tools (diff, commit) read for an upper or a lower entry.
+Result<struct stat> recorded_stat_at(int dirfd, const std::string& name);
+
+// The mode kept on disk under a record: the permission bits with owner
+// access added (the daemon, not root, must still use the entry), no set-id
+// or sticky bits; the shown mode is the record's.
+mode_t disk_mode_under_record(mode_t mode);
 
 }  // namespace lfs

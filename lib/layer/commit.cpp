@@ -13,6 +13,7 @@
 #include "apply_sys.h"
 #include "layers.h"
 #include "merged_fs.h"
+#include "override_stat.h"
 #include "sys.h"
 #include "whiteout.h"
 
@@ -111,7 +112,7 @@ LayerWalker::Failure LayerWalker::collect(int dirfd, const std::string& prefix,
   for (auto& e : *names) {
     if (e.name == kOpaqueMarker) continue;  // stands for marks.opaque
     if (e.name.starts_with(".wh..wh.")) continue;  // AUFS bookkeeping
-    auto st = stat_at(dirfd, e.name);
+    auto st = recorded_stat_at(dirfd, e.name);
     if (!st) return failed(prefix + e.name, st.error());
     Child c{e.name, e.name, *st, false};
     std::string target(whiteout_target(e.name));
@@ -154,7 +155,7 @@ std::optional<std::string> LayerWalker::run(int root_fd) {
   if (auto e = collect(root_fd, "", *marks, below, children)) return e;
   bool root_opaque = marks->opaque;
   if (children.empty() && !root_opaque) return std::nullopt;  // empty layer
-  auto st = stat_at(root_fd, "");
+  auto st = recorded_stat_at(root_fd, "");
   if (!st) return failed("", st.error());
   TarEntry e;
   e.name = "./";

@@ -14,6 +14,7 @@
 
 #include "apply_sys.h"
 #include "digest.h"
+#include "override_stat.h"
 #include "utf8_locale.h"
 
 namespace lfs {
@@ -86,8 +87,10 @@ bool is_layer_private_xattr(std::string_view name) {
   for (std::string_view prefix :
        {"trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."})
     if (name.substr(0, prefix.size()) == prefix) return true;
+  // override_stat records become the tar header's owner and mode.
   return name == "security.selinux" || name == "system.nfs4_acl" ||
-         name == "system.nfs4acl";
+         name == "system.nfs4acl" || name == kUserOverrideXattr ||
+         name == kPrivilegedOverrideXattr;
 }
 
 // Two stages: the caller's thread reads files and lets libarchive format

@@ -36,7 +36,8 @@ Compression compression_for_path(std::string_view path);
 
 // True for xattrs that belong to the layer machinery or the host, not to
 // the files: overlay's and fuse-overlayfs's markers, SELinux labels, NFSv4
-// ACLs. commit leaves them out and apply does not restore them.
+// ACLs, override_stat records (the header holds what they say). commit
+// leaves them out and apply does not restore them.
 bool is_layer_private_xattr(std::string_view name);
 
 // One tar header. `type` is S_IFREG, S_IFDIR, S_IFLNK, S_IFCHR, S_IFBLK,

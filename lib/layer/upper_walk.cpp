@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "layers.h"
+#include "override_stat.h"
 #include "whiteout.h"
 
 namespace lfs {
@@ -25,7 +26,9 @@ std::optional<std::string> LayerPair::open(
   out.upper_path_ = upper;
   out.lower_paths_ = lowers;
   out.upper_ = std::move(*fd);
-  out.lowers_ = std::make_unique<MergedFs>(std::move(stack), FsConfig{});
+  FsConfig config;
+  config.override_stat_xattr = kUserOverrideXattr;  // owners as recorded
+  out.lowers_ = std::make_unique<MergedFs>(std::move(stack), std::move(config));
   return std::nullopt;
 }
 
@@ -129,7 +132,7 @@ class Walker {
         if (!target.empty()) dir.whiteouts.emplace_back(target);
         continue;
       }
-      auto st = stat_at(fd, e.name);
+      auto st = recorded_stat_at(fd, e.name);
       if (!st) {
         if (st.error() == ENOENT) continue;  // removed while we walk
         return upper_failure(child_path(path, e.name), st.error());

@@ -71,19 +71,35 @@ Status copy_data(CopyMethods& methods, int in, int out, off_t size) {
 }
 
 // Owner, mode, xattrs, origin and times of work/temp, in that order (chown
-// clears set-id bits, so mode comes after it).
+// clears set-id bits, so mode comes after it). Under an owner record the
+// owner and mode go to the record instead (see owner_record.h).
 Status copy_metadata(Upper& upper, int src_dir, const std::string& name,
                      const struct stat& st, const std::string& temp,
                      const std::string& origin) {
   int work = upper.work();
-  auto owned = chown_at(work, temp, st.st_uid, st.st_gid);
-  if (!owned) return owned;
-  if (!S_ISLNK(st.st_mode)) {
-    auto moded = chmod_at(work, temp, st.st_mode & 07777);
-    if (!moded) return moded;
+  const OwnerRecord& records = upper.records();
+  if (!records.on()) {
+    auto owned = chown_at(work, temp, st.st_uid, st.st_gid);
+    if (!owned) return owned;
+    if (!S_ISLNK(st.st_mode)) {
+      auto moded = chmod_at(work, temp, st.st_mode & 07777);
+      if (!moded) return moded;
+    }
   }
   auto xattrs = copy_xattrs(src_dir, name, work, temp);
   if (!xattrs) return xattrs;
+  if (records.on()) {
+    // The lower's own record, copied with its xattrs, stands; else its stat.
+    auto copied = get_xattr_at(work, temp, records.xattr());
+    struct stat shown = st;
+    if (copied) {
+      if (auto o = parse_override_stat(*copied)) apply_override_stat(*o, shown);
+    } else if (copied.error() != ENODATA && copied.error() != EPERM) {
+      return Error{copied.error()};
+    }
+    auto recorded = records.write(work, temp, st.st_mode & S_IFMT, shown);
+    if (!recorded) return recorded;
+  }
   if (!origin.empty()) {
     auto o = set_xattr_at(work, temp, upper.names().origin, origin);
     if (!o && o.error() != EPERM && o.error() != ENOTSUP) return o;

@@ -34,7 +34,7 @@ Result<std::unique_ptr<MergedFs>> MergedFs::create(LayerStack layers,
   std::optional<Upper> upper;
   if (layers.has_upper()) {
     auto u = Upper::open(layers.root_fd(0), config.workdir, config.privileged,
-                         config.fsync);
+                         config.fsync, OwnerRecord(config.override_stat_xattr));
     if (!u) return Error{u.error()};
     upper.emplace(std::move(*u));
   }
@@ -126,11 +126,7 @@ void MergedFs::apply_override(Node* node, const NodeView& v,
   if (config_.override_stat_xattr.empty()) return;
   auto value = getxattr_raw(node, v, config_.override_stat_xattr);
   if (!value) return;
-  auto o = parse_override_stat(*value);
-  if (!o) return;
-  st.st_uid = o->uid;
-  st.st_gid = o->gid;
-  st.st_mode = (st.st_mode & S_IFMT) | o->mode;
+  if (auto o = parse_override_stat(*value)) apply_override_stat(*o, st);
 }
 
 Result<std::string> MergedFs::getxattr_raw(Node* node, const NodeView& v,

@@ -240,9 +240,11 @@ class MergedFs {
                                             const std::string& target,
                                             const Caller& who, int open_flags);
   // Gives a new entry its owner (and keeps the set-id bits of `mode`, its
-  // full type and mode, that the ownership change would clear).
+  // full type and mode, that the ownership change would clear); under an
+  // owner record, records them instead. `disk_type`, when not 0, is the
+  // type made on disk for `mode`'s (a file standing for a device).
   Status finish_new(const Slot& slot, const std::string& name, const Caller& who,
-                    mode_t mode);
+                    mode_t mode, dev_t rdev = 0, mode_t disk_type = 0);
   void changed(Node* dir);
   // Records that the upper instance of `dir` holds entries with an origin;
   // true when it was not marked before (unmark_impure takes that back).
@@ -265,6 +267,10 @@ class MergedFs {
     std::string name;
   };
   Result<UpperTarget> upper_target(Node* node);
+  // chown/chmod under an owner record: the record changes, not the disk
+  // (uid/gid -1: unchanged).
+  Status record_owner_change(const UpperTarget& t, uid_t uid, gid_t gid,
+                             std::optional<mode_t> mode);
   // Where directory `node` sits in `layer`, relative to the layer root.
   std::string lower_path(Node* node, unsigned layer);
   Status prepare_dir_move(Node* node, int parent_fd, const std::string& name,

@@ -3,6 +3,7 @@
 
 #include "merged_fs.h"
 #include "overlay_xattr.h"
+#include "override_stat.h"
 
 namespace lfs {
 
@@ -46,25 +47,32 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
     }
     if (!r) return Error{r.error()};
   }
-  if (change.uid || change.gid) {
-    uid_t uid = static_cast<uid_t>(-1);
-    gid_t gid = static_cast<gid_t>(-1);
-    if (change.uid) {
-      auto host = config_.owners.uids.to_host(*change.uid);
-      if (!host) return Error{EINVAL};
-      uid = *host;
-    }
-    if (change.gid) {
-      auto host = config_.owners.gids.to_host(*change.gid);
-      if (!host) return Error{EINVAL};
-      gid = *host;
-    }
-    auto r = chown_at(dir, t.name, uid, gid);
-    if (!r) return Error{r.error()};
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  if (change.uid) {
+    auto host = config_.owners.uids.to_host(*change.uid);
+    if (!host) return Error{EINVAL};
+    uid = *host;
   }
-  if (change.mode && !S_ISLNK(v.type)) {
-    auto r = chmod_at(dir, t.name, *change.mode & 07777);
-    if (!r) return Error{r.error()};
+  if (change.gid) {
+    auto host = config_.owners.gids.to_host(*change.gid);
+    if (!host) return Error{EINVAL};
+    gid = *host;
+  }
+  if (upper_->records().on()) {
+    if (change.uid || change.gid || change.mode) {
+      auto r = record_owner_change(t, uid, gid, change.mode);
+      if (!r) return Error{r.error()};
+    }
+  } else {
+    if (change.uid || change.gid) {
+      auto r = chown_at(dir, t.name, uid, gid);
+      if (!r) return Error{r.error()};
+    }
+    if (change.mode && !S_ISLNK(v.type)) {
+      auto r = chmod_at(dir, t.name, *change.mode & 07777);
+      if (!r) return Error{r.error()};
+    }
   }
   if (change.atime || change.mtime) {
     struct timespec times[2];
@@ -76,6 +84,32 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
     if (!r) return Error{r.error()};
   }
   return getattr(node);
+}
+
+Status MergedFs::record_owner_change(const UpperTarget& t, uid_t uid, gid_t gid,
+                                     std::optional<mode_t> mode) {
+  int dir = t.dir->get();
+  const OwnerRecord& records = upper_->records();
+  auto disk = stat_at(dir, t.name);
+  if (!disk) return Error{disk.error()};
+  struct stat shown = *disk;
+  auto current = get_xattr_at(dir, t.name, records.xattr());
+  if (current) {
+    if (auto o = parse_override_stat(*current)) apply_override_stat(*o, shown);
+  }
+  if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) {
+    if (uid != static_cast<uid_t>(-1)) shown.st_uid = uid;
+    if (gid != static_cast<gid_t>(-1)) shown.st_gid = gid;
+    // As chown(2): a non-directory loses set-uid, and set-gid where it
+    // means set-group-ID (group execute set).
+    if (!S_ISDIR(shown.st_mode)) {
+      shown.st_mode &= ~S_ISUID;
+      if (shown.st_mode & S_IXGRP) shown.st_mode &= ~S_ISGID;
+    }
+  }
+  if (mode && !S_ISLNK(shown.st_mode))
+    shown.st_mode = (shown.st_mode & S_IFMT) | (*mode & 07777);
+  return records.write(dir, t.name, disk->st_mode & S_IFMT, shown);
 }
 
 Status MergedFs::setxattr(Node* node, const std::string& name,

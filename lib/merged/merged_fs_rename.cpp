@@ -2,8 +2,10 @@
 //
 // A renamed directory that has lower content is copied up alone (not its
 // children) and marked with an absolute overlay.redirect naming where its
-// lower content lives, exactly as kernel overlayfs with redirect_dir=on; a
-// pure upper directory moved into a merged parent becomes opaque so that a
+// lower content lives, exactly as kernel overlayfs with redirect_dir=on
+// (with user.* markers, as the kernel's userxattr mounts, it is EXDEV
+// instead: a reader there follows no redirect, and mv(1) copies); a pure
+// upper directory moved into a merged parent becomes opaque so that a
 // lower directory of the new name does not show through it.
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -46,6 +48,9 @@ Status MergedFs::prepare_dir_move(Node* node, int parent_fd,
                                   const std::string& name, Node* new_parent) {
   NodeView v = view_of(*node);
   if (has_lower(v)) {
+    // Without redirects (user.* markers) a merged directory cannot move:
+    // EXDEV, as the kernel says, and mv(1) copies it instead.
+    if (upper_->user_markers()) return Error{EXDEV};
     unsigned top_lower = 0;
     for (const auto& dl : v.dir_layers)
       if (dl.layer != 0) {

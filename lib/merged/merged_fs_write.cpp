@@ -40,20 +40,34 @@ Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name)
 }
 
 Status MergedFs::finish_new(const Slot& slot, const std::string& name,
-                            const Caller& who, mode_t mode) {
+                            const Caller& who, mode_t mode, dev_t rdev,
+                            mode_t disk_type) {
   // Created directly in the upper (or in the work dir, for `name` a temp).
   int dir = slot.over_whiteout ? upper_->work() : slot.dir->get();
+  const OwnerRecord& records = upper_->records();
   auto parent_st = stat_at(slot.dir->get(), "");
   if (!parent_st) return Error{parent_st.error()};
+  if (records.on()) {
+    if (auto r = get_xattr_at(slot.dir->get(), "", records.xattr()))
+      if (auto o = parse_override_stat(*r)) apply_override_stat(*o, *parent_st);
+  }
   bool setgid_parent = parent_st->st_mode & S_ISGID;
   gid_t gid = setgid_parent ? parent_st->st_gid : who.gid;
+  mode_t bits = mode & 07777;
+  if (S_ISDIR(mode) && setgid_parent) bits |= S_ISGID;
+  if (records.on()) {
+    struct stat shown {};
+    shown.st_mode = (mode & S_IFMT) | bits;
+    shown.st_uid = who.uid;
+    shown.st_gid = gid;
+    shown.st_rdev = rdev;
+    return records.write(dir, name, disk_type ? disk_type : mode & S_IFMT, shown);
+  }
   auto owned = chown_at(dir, name, who.uid, gid);
   if (!owned) return owned;
   // chown(2) clears set-id bits of a non-directory; the kernel already
   // stripped what the caller may not set, so the mode asked for stands. A
   // directory made in the work dir inherits no setgid from its new parent.
-  mode_t bits = mode & 07777;
-  if (S_ISDIR(mode) && setgid_parent) bits |= S_ISGID;
   bool restore = S_ISDIR(mode) ? (setgid_parent && slot.over_whiteout)
                                : !S_ISLNK(mode) && (bits & (S_ISUID | S_ISGID));
   if (restore) return chmod_at(dir, name, bits);
@@ -119,8 +133,15 @@ Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
   std::string made_as = slot->over_whiteout ? upper_->temp_name() : name;
   int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
   auto made = make_entry(dir, made_as, mode, rdev, target, open_flags);
+  mode_t disk_type = mode & S_IFMT;
+  if (!made && made.error() == EPERM && upper_->records().on() &&
+      (S_ISCHR(mode) || S_ISBLK(mode))) {
+    // No mknod without root: an empty file the record says is the device.
+    disk_type = S_IFREG;
+    made = make_entry(dir, made_as, S_IFREG | 0600, 0, {}, O_WRONLY);
+  }
   if (!made) return Error{made.error()};
-  auto fin = finish_new(*slot, made_as, who, mode);
+  auto fin = finish_new(*slot, made_as, who, mode, rdev, disk_type);
   if (fin && slot->over_whiteout)
     fin = upper_->install(made_as, slot->dir->get(), name, slot->existing);
   if (!fin) {

@@ -11,14 +11,22 @@
 
 namespace lfs {
 
+bool trusted_xattrs_writable(int workdir) {
+  constexpr const char* kProbe = "trusted.layerfs.probe";
+  if (!set_xattr_at(workdir, "", kProbe, "y")) return false;
+  (void)remove_xattr_at(workdir, "", kProbe);
+  return true;
+}
+
 Result<Upper> Upper::open(int upper_root, int workdir, bool privileged,
-                          bool fsync) {
+                          bool fsync, OwnerRecord records) {
   auto made = make_dir_at(workdir, "work", 0700);
   if (!made && made.error() != EEXIST) return Error{made.error()};
   auto work = open_at(workdir, "work", O_PATH | O_DIRECTORY);
   if (!work) return Error{work.error()};
   Upper u(upper_root, std::move(*work),
-          privileged ? MarkerNames::trusted() : MarkerNames::user(), fsync);
+          privileged ? MarkerNames::trusted() : MarkerNames::user(),
+          std::move(records), fsync);
   auto leftovers = read_dir(u.work());
   if (!leftovers) return Error{leftovers.error()};
   for (const auto& e : *leftovers) {

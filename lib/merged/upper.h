@@ -14,26 +14,38 @@
 #include <atomic>
 #include <string>
 
+#include "owner_record.h"
 #include "sys.h"
 #include "whiteout.h"
 
 namespace lfs {
 
+// Whether trusted.* xattrs may be written in `workdir` (a probe set and
+// removed again): CAP_SYS_ADMIN in the initial user namespace, which root
+// inside a user namespace lacks. Markers are user.overlay.* where not.
+bool trusted_xattrs_writable(int workdir);
+
 class Upper {
  public:
   // Opens (creating if needed) W/work and empties it (crash recovery).
+  // `records`: where owners and modes go that the disk cannot hold.
   static Result<Upper> open(int upper_root, int workdir, bool privileged,
-                            bool fsync);
+                            bool fsync, OwnerRecord records = {});
 
   Upper(Upper&& o) noexcept
       : root_(o.root_), work_(std::move(o.work_)), names_(std::move(o.names_)),
-        fsync_(o.fsync_), device_whiteouts_(o.device_whiteouts_.load()),
+        records_(std::move(o.records_)), fsync_(o.fsync_),
+        device_whiteouts_(o.device_whiteouts_.load()),
         counter_(o.counter_.load()) {}
 
   int root() const { return root_; }
   int work() const { return work_.get(); }
   const MarkerNames& names() const { return names_; }
+  // user.overlay.* markers, as kernel overlayfs with userxattr: that kernel
+  // neither writes nor follows redirects (redirect_dir=nofollow).
+  bool user_markers() const { return names_.opaque.starts_with("user."); }
   bool fsync() const { return fsync_; }
+  const OwnerRecord& records() const { return records_; }
 
   // A fresh name inside the work dir.
   std::string temp_name();
@@ -62,8 +74,9 @@ class Upper {
   Status drop_wh_file(int parent, const std::string& name);
 
  private:
-  Upper(int root, Fd work, MarkerNames names, bool fsync)
-      : root_(root), work_(std::move(work)), names_(std::move(names)), fsync_(fsync) {}
+  Upper(int root, Fd work, MarkerNames names, OwnerRecord records, bool fsync)
+      : root_(root), work_(std::move(work)), names_(std::move(names)),
+        records_(std::move(records)), fsync_(fsync) {}
   Status remove_tree(int parent, const std::string& name);
   // The kXattr form of work/temp, a new empty file, moved to parent/name.
   Status xattr_whiteout(const std::string& temp, int parent, const std::string& name);
@@ -71,6 +84,7 @@ class Upper {
   int root_;  // not owned: the LayerStack holds it
   Fd work_;   // W/work
   MarkerNames names_;
+  OwnerRecord records_;
   bool fsync_;
   std::atomic<bool> device_whiteouts_{true};
   std::atomic<uint64_t> counter_{0};

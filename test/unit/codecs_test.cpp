@@ -5,6 +5,8 @@
 #include "one_line.h"
 #include "override_stat.h"
 
+#include <sys/sysmacros.h>
+
 using namespace lfs;
 
 TEST_CASE("override_stat values as containers-storage writes them") {
@@ -51,4 +53,25 @@ TEST_CASE("messages stay on one line whatever they quote") {
   CHECK(lfs::one_line("invalid uidmapping '0:1\n:2'") == "invalid uidmapping '0:1\\n:2'");
   CHECK(lfs::one_line("a\tb\rc\x01\x7f") == "a\\tb\\rc\\x01\\x7f");
   CHECK(lfs::one_line("caf\xc3\xa9 \\ ok") == "caf\xc3\xa9 \\ ok");
+}
+
+TEST_CASE("a record shows a file as the device or fifo it stands for") {
+  struct stat st {};
+  st.st_mode = S_IFREG | 0600;
+  st.st_size = 5;
+  apply_override_stat(*parse_override_stat("0:0:0620:char-4-1"), st);
+  CHECK(S_ISCHR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0620);
+  CHECK(st.st_rdev == makedev(4, 1));
+  CHECK(st.st_size == 0);
+  CHECK(format_override_stat(override_stat_of(st)) == "0:0:0620:char-4-1");
+  st.st_mode = S_IFREG | 0600;
+  apply_override_stat(*parse_override_stat("1:2:0644:pipe"), st);
+  CHECK(S_ISFIFO(st.st_mode));
+  struct stat dir {};
+  dir.st_mode = S_IFDIR | 0700;  // a directory stays one whatever the record says
+  apply_override_stat(*parse_override_stat("1:2:01777:char-1-3"), dir);
+  CHECK(dir.st_mode == (S_IFDIR | 01777));
+  CHECK(disk_mode_under_record(S_IFDIR | 04555) == 0755);
+  CHECK(disk_mode_under_record(S_IFREG | 06000) == 0600);
 }

@@ -236,6 +236,30 @@ TEST_CASE("a .wh. name that names nothing is neither content nor whiteout") {
   CHECK(test::run_output("tar -tf " + out) == "./\nf\n");
 }
 
+TEST_CASE("a rootless upper commits with the owners and modes it records") {
+  // user.containers.override_stat holds what the disk could not: the tar
+  // header says it, and the record itself is not an xattr of the layer.
+  ScopedTempDir tmp;
+  std::string upper = tmp / "upper";
+  test::write_file(upper + "/bin/su", "su");
+  test::write_file(upper + "/plain", "p");
+  REQUIRE(test::set_xattr(upper + "/bin/su", "user.containers.override_stat", "0:0:04755"));
+  REQUIRE(test::set_xattr(upper + "/bin", "user.containers.override_stat", "12:34:0711"));
+  REQUIRE(test::set_xattr(upper + "/plain", "user.containers.override_stat", "bad"));
+  std::string out = tmp / "layer.tar";
+  commit_to(CommitSource{upper, {}}, out);
+  std::map<std::string, ArEntry> got;
+  for (auto& e : test::read_archive(out)) got[e.name] = e;
+  REQUIRE(got.count("bin/su"));
+  CHECK(got["bin/su"].perm == 04755);
+  CHECK(got["bin/su"].uid == 0);
+  CHECK(got["bin/su"].xattrs.empty());
+  CHECK(got["bin/"].perm == 0711);
+  CHECK(got["bin/"].uid == 12);
+  CHECK(got["bin/"].gid == 34);
+  CHECK(got["plain"].uid == ::geteuid());  // a record that does not parse counts for nothing
+}
+
 TEST_CASE("a failed commit leaves no output file behind") {
   Scripted s;
   std::string bad = s.tmp / "bad";
