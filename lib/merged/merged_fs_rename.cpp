@@ -48,9 +48,6 @@ Status MergedFs::prepare_dir_move(Node* node, int parent_fd,
                                   const std::string& name, Node* new_parent) {
   NodeView v = view_of(*node);
   if (has_lower(v)) {
-    // Without redirects (user.* markers) a merged directory cannot move:
-    // EXDEV, as the kernel says, and mv(1) copies it instead.
-    if (upper_->user_markers()) return Error{EXDEV};
     unsigned top_lower = 0;
     for (const auto& dl : v.dir_layers)
       if (dl.layer != 0) {
@@ -108,6 +105,17 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
     bool dst_dir = S_ISDIR(dst->second.st_mode);
     if (src_dir && !dst_dir) return Error{ENOTDIR};
     if (!src_dir && dst_dir) return Error{EISDIR};
+  }
+  // Without redirects (user.* markers) a directory with lower content
+  // cannot move: EXDEV before anything is looked at or copied up, as the
+  // kernel says, and mv(1) copies it instead.
+  if (upper_->user_markers()) {
+    if (src_dir && has_lower(view_of(*node))) return Error{EXDEV};
+    if (exchange && S_ISDIR(dst->second.st_mode) && has_lower(view_of(*target)))
+      return Error{EXDEV};
+  }
+  if (target && !exchange) {
+    bool dst_dir = S_ISDIR(dst->second.st_mode);
     if (dst_dir) {
       auto entries = listing(target);
       if (!entries) return Error{entries.error()};

@@ -53,9 +53,16 @@ def walk_paths(root):
     return out
 
 
+MODES = [0o644, 0o600, 0o755, 0o4755, 0o2750, 0o6711, 0o1777, 0o000]
+# Modes that leave the owner every access: for a daemon that runs as that
+# owner without root, which must look into any directory it merges.
+OWNER_MODES = [0o755, 0o700, 0o4755, 0o2750, 0o6711, 0o1777, 0o744, 0o4700]
+
+
 class Generator:
-    def __init__(self, seed):
+    def __init__(self, seed, modes=MODES):
         self.rng = random.Random(seed)
+        self.modes = modes
 
     def path(self, known, existing_bias=0.8):
         r = self.rng
@@ -81,7 +88,7 @@ class Generator:
             else self.path(known, 0.6)
         data = r.randbytes(r.choice([0, 1, 100, 5000, 70000]))
         num = r.randrange(1 << 20)
-        mode = r.choice([0o644, 0o600, 0o755, 0o4755, 0o2750, 0o6711, 0o1777, 0o000])
+        mode = r.choice(self.modes)
         return (kind, a, b, data, num, mode)
 
 
@@ -234,3 +241,23 @@ def rm_tree(root, rel, touched):
         os.unlink(path)
     touched.append(os.path.dirname(rel) or ".")
     return None
+
+
+def run_both(kernel_root, layerfs_root, seed, ops, label, modes=MODES):
+    """The same `ops` seeded operations on both roots; returns the number of
+    outcome mismatches and the first few as problems."""
+    gen = Generator(seed, modes)
+    mismatches, problems = 0, []
+    known = walk_paths(kernel_root)
+    for step in range(ops):
+        op = gen.op(known)
+        k = apply(kernel_root, op, step)
+        l = apply(layerfs_root, op, step)
+        if k != l:
+            mismatches += 1
+            if mismatches <= 8:
+                problems.append(f"{label} step {step} {op[:3]}: kernel {k[:2]!s:.120} "
+                                f"layerfs {l[:2]!s:.120}")
+        if step % 25 == 0 or op[0] in ("mkdir", "rename", "rm_tree", "rmdir"):
+            known = walk_paths(kernel_root)
+    return mismatches, problems

@@ -238,7 +238,10 @@ def describe(path, st, content=True):
     if kind == stat.S_IFLNK:
         d["target"] = os.readlink(path)
     if kind == stat.S_IFREG and content:
-        d["sha256"] = file_digest(path)
+        try:
+            d["sha256"] = file_digest(path)
+        except PermissionError:  # a snapshot taken by an unprivileged user
+            d["sha256"] = "unreadable"
     return d
 
 
@@ -248,7 +251,10 @@ def snapshot(root, content=True):
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             p = os.path.join(dirpath, name)
-            out[os.path.relpath(p, root)] = describe(p, os.lstat(p), content)
+            try:
+                out[os.path.relpath(p, root)] = describe(p, os.lstat(p), content)
+            except PermissionError:  # taken by an unprivileged user
+                out[os.path.relpath(p, root)] = {"unreadable": True}
     return out
 
 

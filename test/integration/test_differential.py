@@ -25,22 +25,11 @@ def run_seed(tmp, lowers, seed, ops, problems):
     dirs = {n: os.path.join(base, n) for n in ("ku", "kw", "lu", "lw", "km", "lm")}
     for d in dirs.values():
         os.makedirs(d)
-    gen = differential.Generator(seed)
-    mismatches = 0
     with harness.kernel_overlay(dirs["km"], lowers, dirs["ku"], dirs["kw"], KERNEL_OPTS), \
             harness.layerfs(dirs["lm"], lowers, dirs["lu"], dirs["lw"]):
-        known = differential.walk_paths(dirs["km"])
-        for step in range(ops):
-            op = gen.op(known)
-            k = differential.apply(dirs["km"], op, step)
-            l = differential.apply(dirs["lm"], op, step)
-            if k != l:
-                mismatches += 1
-                if mismatches <= 8:
-                    problems.append(f"seed {seed} step {step} {op[:3]}: kernel {k[:2]!s:.120} "
-                                    f"layerfs {l[:2]!s:.120}")
-            if step % 25 == 0 or op[0] in ("mkdir", "rename", "rm_tree", "rmdir"):
-                known = differential.walk_paths(dirs["km"])
+        mismatches, found = differential.run_both(dirs["km"], dirs["lm"], seed, ops,
+                                                  f"seed {seed}")
+        problems += found
         expected = harness.snapshot(dirs["km"])
         actual = harness.snapshot(dirs["lm"])
         problems += [f"seed {seed}: {p}" for p in harness.compare(expected, actual, "layerfs")]
