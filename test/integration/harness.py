@@ -7,6 +7,7 @@ on). Every test runs under an alarm so that a hang becomes a failure that
 still unmounts on the way out.
 """
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -323,3 +324,18 @@ def as_user(fn, uid):
         data = f.read()
     os.waitpid(pid, 0)
     return json.loads(data)
+
+
+def private_fuse_namespace(tmp):
+    """Moves this process into its own mount namespace (made private) and
+    binds a 0666 node of /dev/fuse (c 10 229, as distros ship it) over
+    /dev/fuse there, so that unprivileged users can mount FUSE; nothing
+    outside the namespace changes. Skips the test where that is refused."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        skip(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}")
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True, timeout=20)
+    node = os.path.join(tmp, "fuse")
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(10, 229))
+    os.chmod(node, 0o666)
+    subprocess.run(["mount", "--bind", node, "/dev/fuse"], check=True, timeout=20)

@@ -28,7 +28,6 @@ which follows no redirects with userxattr).
   test_rootless.py [--seed 11] [--ops 1500]
 """
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -42,19 +41,6 @@ import stacks
 
 NOBODY = 65534
 USERXATTR = ["userxattr"]
-CLONE_NEWNS = 0x00020000
-
-
-def private_namespace(tmp):
-    """This process into its own mount namespace, with a 0666 /dev/fuse."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
-        harness.skip(f"unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}")
-    subprocess.run(["mount", "--make-rprivate", "/"], check=True, timeout=20)
-    node = os.path.join(tmp, "fuse")
-    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(10, 229))
-    os.chmod(node, 0o666)
-    subprocess.run(["mount", "--bind", node, "/dev/fuse"], check=True, timeout=20)
 
 
 def user_form(layers, owner):
@@ -265,7 +251,7 @@ def main():
     problems = []
     with harness.temp_dir() as tmp:
         os.chmod(tmp, 0o755)
-        private_namespace(tmp)
+        harness.private_fuse_namespace(tmp)
         lowers = stacks.build_kernel_form(os.path.join(tmp, "layers"), xattr_whiteouts=False)
         user_form(lowers, NOBODY)
         with harness.lowers_unchanged(lowers, problems):
