@@ -14,6 +14,8 @@ of the three-layer stack with user.overlay.* markers, owned by nobody.
                mount program): inside, layerfs and kernel overlayfs
                (userxattr) are both mounted by the namespace's root, who
                runs the operations.
+  userxattr    root mounts both, layerfs with -o userxattr: the same form
+               where trusted.* could be written.
   records      root mounts layerfs with xattr_permissions=2: owners, modes
                and set-id bits live in user.containers.override_stat, yet
                the mount shows what kernel overlayfs (plain chown) shows.
@@ -72,7 +74,7 @@ def portable(snap):
 
 
 def marker_counts(upper):
-    """What kinds of markers an upper holds, and any trusted.* name."""
+    """What kinds of markers an upper holds, and any trusted.* marker."""
     counts = {"device_whiteouts": 0, "wh_files": 0, "user_opaque": 0, "records": 0}
     trusted = []
     for dirpath, dirnames, filenames in os.walk(upper):
@@ -86,8 +88,10 @@ def marker_counts(upper):
                 names = os.listxattr(p, follow_symlinks=False)
             except OSError:
                 continue
+            # (escaped names, trusted.overlay.overlay.*, are data set by root)
             trusted += [f"{os.path.relpath(p, upper)}: {n}" for n in names
-                        if n.startswith("trusted.")]
+                        if n.startswith("trusted.")
+                        and not n.startswith("trusted.overlay.overlay.")]
             if "user.overlay.opaque" in names and stat.S_ISDIR(st.st_mode):
                 counts["user_opaque"] += 1
             if "user.containers.override_stat" in names:
@@ -205,6 +209,30 @@ def unprivileged(tmp, lowers, seed, ops, mode, problems):
                      harness.compare(out["expected"], crossed, "kernel view of layerfs upper")]
 
 
+def userxattr_as_root(tmp, lowers, seed, ops, problems):
+    d = fresh_dirs(os.path.join(tmp, "userxattr"), 0)
+    with harness.kernel_overlay(d["km"], lowers, d["ku"], d["kw"], USERXATTR), \
+            harness.layerfs(d["lm"], lowers, d["lu"], d["lw"], USERXATTR):
+        renames = [merged_dir_rename(d["km"]), merged_dir_rename(d["lm"])]
+        mismatches, found = differential.run_both(d["km"], d["lm"], seed, ops, "userxattr")
+        problems += found
+        expected = harness.snapshot(d["km"])
+        problems += [f"userxattr: {p}" for p in
+                     harness.compare(expected, harness.snapshot(d["lm"]), "layerfs")]
+    print(f"userxattr: {ops} ops, {mismatches} outcome mismatches, {len(expected)} "
+          f"entries; rename of a merged dir: kernel errno {renames[0]}, layerfs "
+          f"errno {renames[1]}")
+    if renames[0] != renames[1]:
+        problems.append(f"userxattr: merged dir rename differs: {renames}")
+    check_upper("userxattr", d["lu"], problems)
+    os.rmdir(d["km"])
+    os.mkdir(d["km"])
+    with harness.kernel_overlay(d["km"], lowers, d["lu"], d["lw"], USERXATTR):
+        crossed = harness.snapshot(d["km"])
+    problems += [f"userxattr: {p}" for p in
+                 harness.compare(expected, crossed, "kernel view of layerfs upper")]
+
+
 def records(tmp, seed, ops, problems):
     """xattr_permissions=2 as root: the records show what chown would."""
     lowers = stacks.build_kernel_form(os.path.join(tmp, "root-layers"), xattr_whiteouts=False)
@@ -257,6 +285,7 @@ def main():
         with harness.lowers_unchanged(lowers, problems):
             for mode in ("fusermount3", "userns"):
                 unprivileged(tmp, lowers, args.seed, args.ops, mode, problems)
+            userxattr_as_root(tmp, lowers, args.seed, args.ops, problems)
         records(tmp, args.seed, args.ops, problems)
     harness.check(problems[:200])
 
