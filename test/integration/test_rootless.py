@@ -20,7 +20,9 @@ of the three-layer stack with user.overlay.* markers, owned by nobody.
                and set-id bits live in user.containers.override_stat, yet
                the mount shows what kernel overlayfs (plain chown) shows.
 
-Each compares every outcome and the final trees, then checks layerfs's
+Each compares every outcome and the final trees (the unprivileged daemons
+also: a failed mount changes nothing; SIGTERM unmounts and exits 0), then
+checks layerfs's
 upper: nothing in trusted.*, whiteouts as char 0/0 devices (mknod of a
 whiteout needs no privilege), opaque dirs as user.overlay.opaque=y, and
 kernel overlayfs (userxattr) over that upper shows the same tree again.
@@ -33,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -109,6 +112,20 @@ def merged_dir_rename(mnt):
     return 0
 
 
+def failed_mount_leaves_nothing(d, lowers):
+    """A mount that cannot be made exits non-zero and changes nothing."""
+    before = sorted(os.listdir(d["lu"])), sorted(os.listdir(d["lw"]))
+    r = subprocess.run([harness.LAYERFS, "-o", harness.layerfs_options(
+        lowers + [os.path.join(d["lu"], "no-such-layer")], d["lu"], d["lw"]), d["lm"]],
+        capture_output=True, timeout=30)
+    problems = []
+    if r.returncode == 0 or harness.is_mounted(d["lm"]):
+        problems.append("a mount over a missing lower did not fail cleanly")
+    if (sorted(os.listdir(d["lu"])), sorted(os.listdir(d["lw"]))) != before:
+        problems.append("a failed mount changed the upper or work dir")
+    return problems
+
+
 def worker(args):
     """Runs as nobody, or as root of a user namespace: the operations, the
     comparison and (in a user namespace) the interop view."""
@@ -118,13 +135,14 @@ def worker(args):
         print(json.dumps(portable(harness.snapshot(d["km"]))))
         return
     out = {"problems": []}
-    harness.signal.signal(harness.signal.SIGALRM, harness._on_alarm)
-    harness.signal.alarm(900)
+    signal.signal(signal.SIGALRM, harness._on_alarm)
+    signal.alarm(900)
     if mode == "userns":
         kernel = harness.kernel_overlay(d["km"], lowers, d["ku"], d["kw"], USERXATTR)
     else:
         kernel = open(os.devnull)  # mounted by root before this ran
-    with kernel, harness.layerfs(d["lm"], lowers, d["lu"], d["lw"]):
+    out["problems"] += failed_mount_leaves_nothing(d, lowers)
+    with kernel, harness.layerfs(d["lm"], lowers, d["lu"], d["lw"]) as daemon:
         out["rename_errno"] = [merged_dir_rename(d["km"]), merged_dir_rename(d["lm"])]
         # nobody's daemon has no DAC override: modes keep the owner's access
         modes = differential.OWNER_MODES if mode == "fusermount3" else differential.MODES
@@ -136,6 +154,10 @@ def worker(args):
         out["problems"] += harness.compare(expected, harness.snapshot(d["lm"]), "layerfs")
         out["entries"] = len(expected)
         out["expected"] = portable(expected)
+        daemon.send_signal(signal.SIGTERM)  # unmounts (through fusermount3) and exits 0
+        daemon.wait(timeout=30)
+        if harness.is_mounted(d["lm"]):
+            out["problems"].append("SIGTERM left the mount in place")
     if mode == "userns":
         os.rmdir(d["km"])
         os.mkdir(d["km"])

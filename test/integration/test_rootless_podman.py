@@ -196,13 +196,13 @@ def buildah_steps(tmp, label, program, podman):
     out = buildah.run(unshare=True, raw=["sh", "-c", script]).stdout.decode()
     seen["changed"] = json.loads(next(l for l in out.splitlines() if l.startswith("{")))
     buildah.run("commit", "-q", "b1", "localhost/rootless:3")
+    buildah.run("rm", "b1")
     podman.run("create", "--name", "c3", "--network", "none", "localhost/rootless:3",
                "/bin/true")
     m3 = podman.run("mount", "c3", unshare=True).stdout.decode().strip()
     seen["committed"] = json.loads(podman.helper("--tree", m3))
     podman.run("umount", "c3", unshare=True)
     podman.run("rm", "-f", "c3")
-    buildah.run("rm", "b1")
     podman.run("rmi", "-af")
     return seen
 

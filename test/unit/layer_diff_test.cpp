@@ -480,3 +480,23 @@ TEST_CASE("a redirect onto a path that exists below compares by path") {
   make_file(l.up(".wh.from"), "");
   CHECK(l.diff() == "D /from\nC /onto\nA /onto/a\nD /onto/old\n");
 }
+
+TEST_CASE("owners and modes are compared as the override_stat records say") {
+  // A rootless copy-up: the disk copy has the daemon's owner and owner
+  // access, the record the lower's owner and mode; a recorded chmod is C.
+  Layers l;
+  base_lower(l);
+  copy_up(l.lo("etc/passwd"), l.up("etc/passwd"));
+  copy_up(l.lo("etc/motd"), l.up("etc/motd"));
+  copy_up_dir(l, "etc");
+  struct stat st;
+  REQUIRE(::lstat(l.lo("etc/passwd").c_str(), &st) == 0);
+  std::string same = std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + ":0644";
+  std::string other = std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid) + ":04711";
+  REQUIRE(::chmod(l.up("etc/passwd").c_str(), 0600) == 0);  // only the record counts
+  REQUIRE(::chmod(l.up("etc/motd").c_str(), 0600) == 0);
+  for (const char* f : {"etc/passwd", "etc/motd"}) set_mtime(l.up(f), 1000);
+  REQUIRE(test::set_xattr(l.up("etc/passwd"), "user.containers.override_stat", same));
+  REQUIRE(test::set_xattr(l.up("etc/motd"), "user.containers.override_stat", other));
+  CHECK(l.diff() == "C /etc\nC /etc/motd\n");
+}
