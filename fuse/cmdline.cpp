@@ -30,6 +30,7 @@ struct RawOptions {
   char* fsync = nullptr;
   char* writeback = nullptr;
   char* context = nullptr;
+  char* stats = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
   int userxattr = 0;
@@ -41,7 +42,7 @@ struct RawOptions {
   ~RawOptions() {
     for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
                     squash_to_uid, squash_to_gid, xattr_permissions, timeout,
-                    fsync, writeback, context})
+                    fsync, writeback, context, stats})
       std::free(s);
   }
 };
@@ -62,6 +63,7 @@ const fuse_opt kSpec[] = {
     LFS_OPT("fsync=%s", fsync, 0),
     LFS_OPT("writeback=%s", writeback, 0),
     LFS_OPT("context=%s", context, 0),
+    LFS_OPT("stats=%s", stats, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
     LFS_OPT("userxattr", userxattr, 1),
@@ -174,6 +176,11 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
       return fmt::format("invalid writeback '{}' (0 or 1)", v);
     c.writeback = v == "1";
   }
+  if (raw.stats) {
+    std::string v = raw.stats;
+    if (v != "0" && v != "1") return fmt::format("invalid stats '{}' (0 or 1)", v);
+    c.stats = v == "1";
+  }
   if (raw.is_volatile) {
     c.is_volatile = true;
     c.fsync = false;
@@ -233,6 +240,7 @@ std::string usage_text(const char* argv0) {
       "  fsync=0|1               copy-up made durable before it shows (1)\n"
       "  writeback=0|1           kernel writeback cache for file data (1)\n"
       "  timeout=SECONDS         kernel entry and attribute cache time (86400)\n"
+      "  stats=0|1               per-request statistics, layerctl stats (1)\n"
       "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
       "\n"
       "Passed on to the kernel and libfuse:\n"

@@ -26,6 +26,7 @@ struct DaemonConfig {
   bool is_volatile = false;
   bool fsync = true;
   bool userxattr = false;  // user.overlay.* markers although trusted.* works
+  bool stats = true;       // per-request statistics (layerctl stats)
   bool writeback = true;  // kernel writeback cache for file data
   double timeout = 86400.0;  // entry/attr cache, seconds
   OwnerPolicy owners;

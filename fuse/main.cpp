@@ -196,7 +196,8 @@ int run(int argc, char** argv) {
   daemon.timeout = config.timeout;
   daemon.acl = true;
   daemon.writeback = config.writeback;
-  fuse_lowlevel_ops ops = make_ops();
+  daemon.stats_on = config.stats;
+  fuse_lowlevel_ops ops = make_ops(config.stats);
   FuseArgs args(fuse_arguments(config, fs.read_only()));
   Session session(fuse_session_new(args.get(), &ops, sizeof ops, &daemon));
   if (!session.get()) return fail("cannot create the FUSE session");

@@ -15,6 +15,7 @@
 
 #include "handles.h"
 #include "merged_fs.h"
+#include "request_stats.h"
 
 namespace lfs {
 
@@ -32,6 +33,8 @@ struct Daemon {
   bool acl = false;  // kernel-side POSIX ACL checks (default_permissions)
   HandleTable<OpenFile> files;  // what open and create handed out
   HandleTable<DirHandle> dirs;  // what opendir handed out
+  RequestStats stats;           // what the requests cost (layerctl stats)
+  bool stats_on = true;         // requests timed into `stats` (stats=1)
 };
 
 inline Daemon& daemon_of(fuse_req_t req) {
@@ -59,8 +62,9 @@ int layer_open_flags(const Daemon& d, int flags);
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file);
 
-// The operations table; fill_ops covers every op the mount implements.
-fuse_lowlevel_ops make_ops();
+// The operations table; fill_ops covers every op the mount implements,
+// each timed into Daemon::stats when `timed`.
+fuse_lowlevel_ops make_ops(bool timed);
 
 // Per-group registration, one file each.
 void add_node_ops(fuse_lowlevel_ops& ops);   // ops_node.cpp

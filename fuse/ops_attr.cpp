@@ -33,7 +33,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   }
   auto st = d.fs->setattr(node_of(d, ino), change, fd);
   if (!st) {
-    fuse_reply_err(req, st.error());
+    reply_err(req, st.error());
     return;
   }
   fuse_reply_attr(req, &*st, d.timeout);

@@ -13,7 +13,7 @@ std::optional<Caller> caller_of(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   auto who = daemon_of(req).fs->caller(ctx->uid, ctx->gid);
   if (!who) {
-    fuse_reply_err(req, who.error());
+    reply_err(req, who.error());
     return std::nullopt;
   }
   return *who;
@@ -21,7 +21,7 @@ std::optional<Caller> caller_of(fuse_req_t req) {
 
 void reply_entry(fuse_req_t req, const Result<MergedFs::Entry>& r) {
   if (!r) {
-    fuse_reply_err(req, r.error());
+    reply_err(req, r.error());
     return;
   }
   fuse_entry_param e = entry_param(daemon_of(req), r->first, r->second);
@@ -65,7 +65,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   int flags = layer_open_flags(d, fi->flags);
   auto r = d.fs->create_file(node_of(d, parent), name, mode, flags, *who);
   if (!r) {
-    fuse_reply_err(req, r.error());
+    reply_err(req, r.error());
     return;
   }
   fuse_entry_param e = entry_param(d, r->first.first, r->first.second);
@@ -79,13 +79,13 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Daemon& d = daemon_of(req);
   auto r = d.fs->unlink(node_of(d, parent), name);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Daemon& d = daemon_of(req);
   auto r = d.fs->rmdir(node_of(d, parent), name);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name,
@@ -93,7 +93,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name,
   Daemon& d = daemon_of(req);
   auto r = d.fs->rename(node_of(d, parent), name, node_of(d, new_parent),
                         new_name, flags);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Node* node = node_of(d, ino);
   auto listing = d.fs->listing(node);
   if (!listing) {
-    fuse_reply_err(req, listing.error());
+    reply_err(req, listing.error());
     return;
   }
   auto h = std::make_unique<DirHandle>();
@@ -35,7 +35,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   daemon_of(req).dirs.release(fi->fh);
-  fuse_reply_err(req, 0);
+  reply_err(req, 0);
 }
 
 void read_entries(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
@@ -96,7 +96,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info*) {
   Daemon& d = daemon_of(req);
   auto r = d.fs->sync_dir(node_of(d, ino), datasync != 0);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 }  // namespace

@@ -43,7 +43,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->direct_io = 1;
   }
   if (!file) {
-    fuse_reply_err(req, file.error());
+    reply_err(req, file.error());
     return;
   }
   reply_open_file(req, fi, std::move(*file));
@@ -75,7 +75,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
   out.buf[0].pos = off;
   ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
   if (n < 0)
-    fuse_reply_err(req, static_cast<int>(-n));
+    reply_err(req, static_cast<int>(-n));
   else
     fuse_reply_write(req, static_cast<size_t>(n));
 }
@@ -83,14 +83,14 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
   std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   auto r = sync_fd(fd->get(), datasync != 0);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
                   fuse_file_info* fi) {
   std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   auto r = allocate_fd(fd->get(), mode, off, len);
-  fuse_reply_err(req, r ? 0 : r.error());
+  reply_err(req, r ? 0 : r.error());
 }
 
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
@@ -100,12 +100,12 @@ void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
     // The kernel does not write its dirty pages back before asking, so the
     // layer's file may not show them yet: let the kernel answer itself
     // (the whole file as data), once and for all.
-    fuse_reply_err(req, ENOSYS);
+    reply_err(req, ENOSYS);
     return;
   }
   auto r = seek_fd(d.fs->read_fd(*file_of(fi))->get(), off, whence);
   if (!r)
-    fuse_reply_err(req, r.error());
+    reply_err(req, r.error());
   else
     fuse_reply_lseek(req, *r);
 }
@@ -119,14 +119,14 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
   auto n = copy_range(in->get(), &off_in, out->get(), &off_out, len,
                       static_cast<unsigned>(flags));
   if (!n)
-    fuse_reply_err(req, n.error());
+    reply_err(req, n.error());
   else
     fuse_reply_write(req, *n);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   daemon_of(req).files.release(fi->fh);
-  fuse_reply_err(req, 0);
+  reply_err(req, 0);
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   auto sv = daemon_of(req).fs->statfs();
   if (!sv) {
-    fuse_reply_err(req, sv.error());
+    reply_err(req, sv.error());
     return;
   }
   fuse_reply_statfs(req, &*sv);
@@ -33,7 +33,7 @@ void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
   Daemon& d = daemon_of(req);
   const fuse_ctx* ctx = fuse_req_ctx(req);
   auto ok = d.fs->access(node_of(d, ino), mask, ctx->uid, ctx->gid);
-  fuse_reply_err(req, ok ? 0 : ok.error());
+  reply_err(req, ok ? 0 : ok.error());
 }
 
 }  // namespace
@@ -44,7 +44,7 @@ void add_fs_ops(fuse_lowlevel_ops& ops) {
   ops.access = op_access;
 }
 
-fuse_lowlevel_ops make_ops() {
+fuse_lowlevel_ops make_ops(bool timed) {
   fuse_lowlevel_ops ops{};
   add_fs_ops(ops);
   add_node_ops(ops);
@@ -53,6 +53,7 @@ fuse_lowlevel_ops make_ops() {
   add_xattr_ops(ops);
   add_change_ops(ops);
   add_attr_ops(ops);
+  if (timed) wrap_timed(ops, [](fuse_req_t req) { return &daemon_of(req).stats; });
   return ops;
 }
 

@@ -25,7 +25,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
       fuse_reply_entry(req, &negative);
       return;
     }
-    fuse_reply_err(req, r.error());
+    reply_err(req, r.error());
     return;
   }
   fuse_entry_param e = entry_param(d, r->first, r->second);
@@ -50,7 +50,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Daemon& d = daemon_of(req);
   auto st = d.fs->getattr(node_of(d, ino));
   if (!st) {
-    fuse_reply_err(req, st.error());
+    reply_err(req, st.error());
     return;
   }
   fuse_reply_attr(req, &*st, d.timeout);
@@ -60,7 +60,7 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   Daemon& d = daemon_of(req);
   auto target = d.fs->readlink(node_of(d, ino));
   if (!target) {
-    fuse_reply_err(req, target.error());
+    reply_err(req, target.error());
     return;
   }
   fuse_reply_readlink(req, target->c_str());

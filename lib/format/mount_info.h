@@ -17,6 +17,10 @@
 namespace lfs {
 
 inline constexpr const char* kMountInfoXattr = "user.layerfs.mountinfo";
+// The root of a live mount also answers this one with the daemon's request
+// statistics as JSON (see `layerctl stats`); setting it to "reset" starts
+// them again.
+inline constexpr const char* kStatsXattr = "user.layerfs.stats";
 
 struct MountInfo {
   std::vector<std::string> lowers;  // topmost first

@@ -20,6 +20,7 @@
 
 #include "copy_up.h"
 #include "dir_fd_cache.h"
+#include "fs_counters.h"
 #include "id_map.h"
 #include "layers.h"
 #include "merge.h"
@@ -113,6 +114,8 @@ class MergedFs {
   MergedFs(LayerStack layers, FsConfig config);
 
   Node* root() { return nodes_.root(); }
+  // Copy-ups and whiteouts made since mount or the last reset.
+  FsCounters& counters() { return counters_; }
   const LayerStack& layers() const { return layers_; }
   bool read_only() const { return !layers_.has_upper(); }
 
@@ -280,6 +283,7 @@ class MergedFs {
   FsConfig config_;
   std::optional<Upper> upper_;
   CopyMethods copy_methods_;
+  FsCounters counters_;
   NodeTable nodes_;
   DirFdCache dir_fds_;
   std::vector<std::shared_ptr<const Fd>> roots_;  // non-owning views

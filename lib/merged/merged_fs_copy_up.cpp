@@ -2,6 +2,8 @@
 // every change shares (where the upper is, what a name is there).
 #include <fcntl.h>
 
+#include <chrono>
+
 #include "merged_fs.h"
 
 namespace lfs {
@@ -93,6 +95,7 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   auto parent_st = stat_at(dest_fd, "");
   if (!parent_st) return Error{parent_st.error()};
 
+  auto started = std::chrono::steady_clock::now();
   auto temp = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
                            with_data, origin_of(v));
   if (!temp) return Error{temp.error()};
@@ -114,6 +117,10 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   }
   changed(parent);  // its listing has this entry in a lower layer
   (void)restore_times(dest_fd, *parent_st);  // as overlayfs does; cosmetic
+  bool data = with_data && S_ISREG(v.type);
+  counters_.add_copy_up(data ? static_cast<uint64_t>(st->st_size) : 0,
+                        static_cast<uint64_t>(std::chrono::nanoseconds(
+                            std::chrono::steady_clock::now() - started).count()));
   return {};
 }
 

@@ -316,6 +316,7 @@ Status MergedFs::make_whiteout(Node* parent, int parent_fd,
                                const std::string& name, mode_t existing) {
   auto form = upper_->whiteout(parent_fd, name, existing);
   if (!form) return Error{form.error()};
+  counters_.whiteouts.fetch_add(1, std::memory_order_relaxed);
   if (*form == Upper::WhiteoutForm::kXattr) {
     std::lock_guard lock(parent->mu);
     if (!parent->dir_layers.empty() && parent->dir_layers[0].layer == 0)

@@ -20,7 +20,8 @@ FLAGS = ["-f", "-d", "--debug", "-o", "-h", "--help", "-V", "--version"]
 # Values the parser checks; any other option takes "x".
 VALID = {"lowerdir": None, "uidmapping": "0:0:1", "gidmapping": "0:0:1",
          "squash_to_uid": "0", "squash_to_gid": "0", "xattr_permissions": "0",
-         "timeout": "1", "fsync": "1", "writeback": "1", "max_read": "4096"}
+         "timeout": "1", "fsync": "1", "writeback": "1", "max_read": "4096",
+         "stats": "1"}
 
 
 def run(args, **kw):
