@@ -36,6 +36,13 @@ def require_mount_privileges():
         skip("no /dev/fuse")
 
 
+def require_tools(*names):
+    """Skips the test unless every program named is installed."""
+    for name in names:
+        if not shutil.which(name):
+            skip(f"{name} is not installed")
+
+
 def _on_alarm(signum, frame):
     raise TimeoutError("test timed out")
 

@@ -12,7 +12,6 @@ holds; the root dir's own attributes are the unpacker's and are left out.
 """
 import json
 import os
-import shutil
 import subprocess
 
 import commit_tools as ct
@@ -66,9 +65,7 @@ def check_podman(tmp, layout, tag, expected, problems):
 
 def main():
     harness.start(500)
-    for tool in ("skopeo", "umoci", "podman"):
-        if not shutil.which(tool):
-            harness.skip(f"{tool} is not installed")
+    harness.require_tools("skopeo", "umoci", "podman")
     problems = []
     with harness.temp_dir() as tmp:
         upper, lowers = ct.kernel_stack(tmp)

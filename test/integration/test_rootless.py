@@ -34,7 +34,6 @@ which follows no redirects with userxattr).
 import argparse
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -295,9 +294,7 @@ def main():
         worker(args)
         return
     harness.start(1800)
-    for tool in ("setpriv", "unshare", "fusermount3"):
-        if not shutil.which(tool):
-            harness.skip(f"{tool} is not installed")
+    harness.require_tools("setpriv", "unshare", "fusermount3")
     problems = []
     with harness.temp_dir() as tmp:
         os.chmod(tmp, 0o755)

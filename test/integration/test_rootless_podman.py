@@ -77,6 +77,16 @@ def python():
     return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
+def sanitizer_log(tmp):
+    return os.path.join(tmp, "home", "sanitizer-report")
+
+
+def sanitizer_reports(tmp):
+    """The reports a sanitized program wrote (log_path adds ".PID")."""
+    home = os.path.join(tmp, "home")
+    return [os.path.join(home, n) for n in os.listdir(home) if n.startswith("sanitizer-report")]
+
+
 class Tool:
     """podman or buildah run as the test user, every store under `base`."""
 
@@ -90,9 +100,13 @@ class Tool:
             self.args += ["--events-backend", "none", "--cgroup-manager", "cgroupfs"]
 
     def env(self):
+        # A sanitized mount program runs detached from any test's stderr:
+        # its reports go to files that the test then looks for.
+        sanitizers = [f"{name}={os.environ.get(name, '')}:log_path={sanitizer_log(self.tmp)}"
+                      for name in ("ASAN_OPTIONS", "UBSAN_OPTIONS")]
         return ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups",
                 "env", f"HOME={self.tmp}/home", f"XDG_RUNTIME_DIR={self.tmp}/run",
-                f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}"]
+                f"PATH={os.environ.get('PATH', '/usr/bin:/bin')}", *sanitizers]
 
     def run(self, *args, unshare=False, check=True, raw=None):
         cmd = self.env() + (self.args[:1] + ["unshare"] if unshare else [])
@@ -239,9 +253,8 @@ def main():
             print(json.dumps(tree(sys.argv[2])))
         return
     harness.start(1200)
-    for tool in ("podman", "buildah", "newuidmap", "newgidmap", "fuse-overlayfs", "setpriv"):
-        if not shutil.which(tool):
-            harness.skip(f"{tool} is not installed")
+    harness.require_tools("podman", "buildah", "newuidmap", "newgidmap", "fuse-overlayfs",
+                          "setpriv")
     problems = []
     with harness.temp_dir() as tmp, contextlib.ExitStack() as cleanup:
         os.chmod(tmp, 0o755)
@@ -261,6 +274,10 @@ def main():
                 results[label] = one_program(tmp, label, program, problems)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 problems.append(f"{label}: {e}")
+        for report in sanitizer_reports(tmp):
+            with open(report, errors="replace") as f:
+                first = next((l for l in f if "ERROR" in l or "runtime error" in l), "?")
+            problems.append(f"sanitizer report {os.path.basename(report)}: {first.strip()}")
         if len(results) == 2:
             theirs, ours = results["fuse-overlayfs"], results["layerfs"]
             # Known: fuse-overlayfs's upper hides from podman diff (and from
