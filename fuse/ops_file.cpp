@@ -1,6 +1,8 @@
 // File data: open, read, write, fsync, fallocate, lseek,
-// copy_file_range, release. Data moves by splice where libfuse can.
+// copy_file_range, release. Data moves by splice where libfuse can. What
+// moves a file's data end is told to MergedFs (layerctl top).
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <unistd.h>
 
 #include <memory>
@@ -74,10 +76,12 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
   out.buf[0].fd = fd->get();
   out.buf[0].pos = off;
   ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
-  if (n < 0)
+  if (n < 0) {
     reply_err(req, static_cast<int>(-n));
-  else
-    fuse_reply_write(req, static_cast<size_t>(n));
+    return;
+  }
+  daemon_of(req).fs->note_data_end(file_of(fi)->node, off + n);
+  fuse_reply_write(req, static_cast<size_t>(n));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
@@ -90,6 +94,8 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
                   fuse_file_info* fi) {
   std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   auto r = allocate_fd(fd->get(), mode, off, len);
+  if (r && !(mode & FALLOC_FL_KEEP_SIZE))
+    daemon_of(req).fs->note_data_end(file_of(fi)->node, off + len);
   reply_err(req, r ? 0 : r.error());
 }
 
@@ -118,10 +124,12 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
   std::shared_ptr<Fd> out = current_fd(*file_of(fi_out));
   auto n = copy_range(in->get(), &off_in, out->get(), &off_out, len,
                       static_cast<unsigned>(flags));
-  if (!n)
+  if (!n) {
     reply_err(req, n.error());
-  else
-    fuse_reply_write(req, *n);
+    return;
+  }
+  d.fs->note_data_end(file_of(fi_out)->node, off_out);
+  fuse_reply_write(req, *n);
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {

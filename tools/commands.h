@@ -17,5 +17,6 @@ void add_inspect_command(CLI::App& app);
 void add_ps_command(CLI::App& app);
 void add_size_command(CLI::App& app);
 void add_stats_command(CLI::App& app);
+void add_top_command(CLI::App& app);
 
 }  // namespace lfs::cli

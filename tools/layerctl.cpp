@@ -1,7 +1,8 @@
 // layerctl: companion tools for layerfs writable layers.
 //
-// One subcommand per task (diff, size, ps, inspect, stats, commit, apply); each is a
-// thin command line over lib, registered from its own tools/cmd_*.cpp.
+// One subcommand per task (diff, size, ps, inspect, stats, top, commit,
+// apply); each is a thin command line over lib, registered from its own
+// tools/cmd_*.cpp.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   lfs::cli::add_ps_command(app);
   lfs::cli::add_size_command(app);
   lfs::cli::add_stats_command(app);
+  lfs::cli::add_top_command(app);
   auto known = [&](const std::string& name) {
     for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
       if (sub->get_name() == name) return true;

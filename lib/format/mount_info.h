@@ -21,6 +21,8 @@ inline constexpr const char* kMountInfoXattr = "user.layerfs.mountinfo";
 // statistics as JSON (see `layerctl stats`); setting it to "reset" starts
 // them again.
 inline constexpr const char* kStatsXattr = "user.layerfs.stats";
+// ... and this one with where its upper grew, per path (`layerctl top`).
+inline constexpr const char* kGrowthXattr = "user.layerfs.growth";
 
 struct MountInfo {
   std::vector<std::string> lowers;  // topmost first

@@ -300,6 +300,7 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
   }
   auto fd = open_fd(node, v, flags);
   if (!fd) return Error{fd.error()};
+  if (writing && S_ISREG(v.type)) learn_data_end(node, (*fd)->get());
   return make_open_file(node, std::move(*fd), v.layer, writing);
 }
 
@@ -366,6 +367,7 @@ Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
   if (node == nodes_.root() && name == kMountInfoXattr &&
       !config_.mount_info_json.empty())
     return config_.mount_info_json;
+  if (node == nodes_.root() && name == kGrowthXattr && upper_) return growth_json(500);
   auto stored = layer_xattr_name(name);
   if (!stored) return Error{ENODATA};
   return getxattr_raw(node, view_of(*node), *stored);

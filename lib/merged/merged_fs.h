@@ -21,6 +21,7 @@
 #include "copy_up.h"
 #include "dir_fd_cache.h"
 #include "fs_counters.h"
+#include "growth_table.h"
 #include "id_map.h"
 #include "layers.h"
 #include "merge.h"
@@ -116,6 +117,17 @@ class MergedFs {
   Node* root() { return nodes_.root(); }
   // Copy-ups and whiteouts made since mount or the last reset.
   FsCounters& counters() { return counters_; }
+
+  // Growth of the upper per path (merged_fs_growth.cpp): an open for
+  // writing learns the file's data end from `fd`; a write or allocation
+  // reaching `end`, or a resize, counts what it adds.
+  void learn_data_end(Node* node, int fd);
+  void note_data_end(Node* node, int64_t end);
+  void note_resized(Node* node, int64_t size);
+  // {"bytes": total, "paths": [{"path", "bytes"}, ...]}, the `top` largest.
+  std::string growth_json(size_t top) const;
+  // The node's path in the mount ("/a/b"), "(deleted)" once it has none.
+  std::string mount_path(Node* node);
   const LayerStack& layers() const { return layers_; }
   bool read_only() const { return !layers_.has_upper(); }
 
@@ -284,6 +296,7 @@ class MergedFs {
   std::optional<Upper> upper_;
   CopyMethods copy_methods_;
   FsCounters counters_;
+  GrowthTable growth_;
   NodeTable nodes_;
   DirFdCache dir_fds_;
   std::vector<std::shared_ptr<const Fd>> roots_;  // non-owning views

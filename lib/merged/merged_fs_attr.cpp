@@ -46,6 +46,7 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
       r = f ? truncate_fd(f->get(), *change.size) : Status{Error{f.error()}};
     }
     if (!r) return Error{r.error()};
+    note_resized(node, *change.size);
   }
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);

@@ -118,6 +118,10 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   changed(parent);  // its listing has this entry in a lower layer
   (void)restore_times(dest_fd, *parent_st);  // as overlayfs does; cosmetic
   bool data = with_data && S_ISREG(v.type);
+  if (S_ISREG(v.type)) {
+    node->data_end.store(data ? st->st_size : 0);
+    if (data) growth_.add(mount_path(node), static_cast<uint64_t>(st->st_size));
+  }
   counters_.add_copy_up(data ? static_cast<uint64_t>(st->st_size) : 0,
                         static_cast<uint64_t>(std::chrono::nanoseconds(
                             std::chrono::steady_clock::now() - started).count()));

@@ -174,6 +174,7 @@ Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_f
                            open_flags);
   if (!made) return Error{made.error()};
   Node* node = made->first.first;
+  node->data_end.store(0);  // a new, empty file
   auto fd = track_open(node, std::move(made->second));
   return std::make_pair(std::move(made->first),
                         make_open_file(node, std::move(fd), 0,

@@ -13,6 +13,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -47,6 +48,10 @@ struct Node {
   std::weak_ptr<const Fd> open_fd;  // the latest open file, for fstat once unlinked
 
   std::mutex copy_up_mu;  // serialises copy-up of this node; before mu
+
+  // A regular file's data end in the upper once known (-1 before), so that
+  // a write past it counts as growth (see growth_table.h). Lock-free.
+  std::atomic<int64_t> data_end{-1};
 
   explicit Node(uint64_t s) : serial(s) {}
 
