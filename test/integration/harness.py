@@ -96,6 +96,14 @@ def temp_dir():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def make_dirs(base, *names):
+    """Creates base/NAME for each name; returns their paths in that order."""
+    paths = [os.path.join(base, n) for n in names]
+    for p in paths:
+        os.makedirs(p)
+    return paths
+
+
 def escape_lower(path):
     return path.replace("\\", "\\\\").replace(":", "\\:").replace(",", "\\,")
 

@@ -24,9 +24,7 @@ def main():
     harness.start(240)
     problems = []
     with harness.temp_dir() as tmp:
-        lower, upper, work, mnt = (os.path.join(tmp, n) for n in ("lower", "upper", "work", "mnt"))
-        for d in (lower, upper, work, mnt):
-            os.makedirs(d)
+        lower, upper, work, mnt = harness.make_dirs(tmp, "lower", "upper", "work", "mnt")
         os.makedirs(os.path.join(lower, "etc"))
         for n in ("a", "b", "c"):
             with open(os.path.join(lower, "etc", n), "w") as f:

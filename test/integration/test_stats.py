@@ -32,9 +32,7 @@ def main():
     harness.start(240)
     problems = []
     with harness.temp_dir() as tmp:
-        lower, upper, work, mnt = (os.path.join(tmp, n) for n in ("l", "u", "w", "m"))
-        for d in (lower, upper, work, mnt):
-            os.makedirs(d)
+        lower, upper, work, mnt = harness.make_dirs(tmp, "l", "u", "w", "m")
         sizes = {f"f{i}": 1000 * i + 7 for i in range(1, 10)}
         for name, size in sizes.items():
             with open(os.path.join(lower, name), "wb") as f:

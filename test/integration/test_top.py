@@ -60,9 +60,7 @@ def main():
     harness.start(240)
     problems = []
     with harness.temp_dir() as tmp:
-        lower, upper, work, mnt = (os.path.join(tmp, n) for n in ("l", "u", "w", "m"))
-        for d in (lower, upper, work, mnt):
-            os.makedirs(d)
+        lower, upper, work, mnt = harness.make_dirs(tmp, "l", "u", "w", "m")
         with open(os.path.join(lower, "big"), "wb") as f:
             f.write(os.urandom(MiB))
         with harness.layerfs(mnt, [lower], upper, work):
