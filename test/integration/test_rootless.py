@@ -16,6 +16,10 @@ of the three-layer stack with user.overlay.* markers, owned by nobody.
                runs the operations.
   userxattr    root mounts both, layerfs with -o userxattr: the same form
                where trusted.* could be written.
+  records by nobody  nobody's daemon with xattr_permissions=2,allow_other
+               (user_allow_other in a fuse.conf bound in the namespace),
+               asked by root for owners, set-id bits and a device the
+               disk refuses it: the mount and `layerctl commit` show them.
   records      root mounts layerfs with xattr_permissions=2: owners, modes
                and set-id bits live in user.containers.override_stat, yet
                the mount shows what kernel overlayfs (plain chown) shows.
@@ -37,6 +41,7 @@ import os
 import signal
 import stat
 import subprocess
+import tarfile
 import sys
 
 import differential
@@ -284,6 +289,69 @@ def records(tmp, seed, ops, problems):
         problems.append("records: chown through the mount wrote no record")
 
 
+def records_by_nobody(tmp, lowers, problems):
+    """xattr_permissions=2 in a daemon run by nobody (allow_other, as
+    user_allow_other in a fuse.conf of this namespace allows), asked by
+    root: what the disk refuses (another owner, set-id bits, a device)
+    lands in the records, the mount shows it, and commit carries it."""
+    conf = os.path.join(tmp, "fuse.conf")
+    with open(conf, "w") as f:
+        f.write("user_allow_other\n")
+    subprocess.run(["mount", "--bind", conf, "/etc/fuse.conf"], check=True, timeout=20)
+    d = fresh_dirs(os.path.join(tmp, "records-nobody"), NOBODY)
+
+    def drop():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    m = d["lm"]
+    umask = os.umask(0)  # the modes below as given
+    with harness.layerfs(m, lowers, d["lu"], d["lw"], ["xattr_permissions=2", "allow_other"],
+                         preexec=drop):
+        fd = os.open(os.path.join(m, "tool"), os.O_CREAT | os.O_WRONLY, 0o755)
+        os.close(fd)
+        os.chown(os.path.join(m, "tool"), 1234, 5678)
+        os.chmod(os.path.join(m, "tool"), 0o4755)
+        os.mknod(os.path.join(m, "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        os.mkdir(os.path.join(m, "private"), 0o700)
+        os.chown(os.path.join(m, "private"), 42, 42)
+        os.chmod(os.path.join(m, "etc/passwd"), 0o600)  # a copy-up
+        shown = {n: os.lstat(os.path.join(m, n)) for n in ("tool", "null", "private", "etc/passwd")}
+    os.umask(umask)
+    want = {"tool": (stat.S_IFREG | 0o4755, 1234, 5678),
+            "null": (stat.S_IFCHR | 0o666, 0, 0),
+            "private": (stat.S_IFDIR | 0o700, 42, 42),
+            "etc/passwd": (stat.S_IFREG | 0o600, NOBODY, NOBODY)}
+    for name, (mode, uid, gid) in want.items():
+        st = shown[name]
+        if (st.st_mode, st.st_uid, st.st_gid) != (mode, uid, gid):
+            problems.append(f"records by nobody: {name} shows {oct(st.st_mode)} "
+                            f"{st.st_uid}:{st.st_gid}, want {oct(mode)} {uid}:{gid}")
+    if shown["null"].st_rdev != os.makedev(1, 3):
+        problems.append("records by nobody: the device number is lost")
+    disk = os.lstat(os.path.join(d["lu"], "null"))
+    record = os.getxattr(os.path.join(d["lu"], "null"), "user.containers.override_stat")
+    if not stat.S_ISREG(disk.st_mode) or disk.st_uid != NOBODY or record != b"0:0:0666:char-1-3":
+        problems.append(f"records by nobody: the upper holds {oct(disk.st_mode)} "
+                        f"{disk.st_uid} {record!r} for the device")
+    tar = os.path.join(tmp, "records-nobody.tar")
+    r = subprocess.run([harness.LAYERCTL, "commit", "--upper", d["lu"], "--lower",
+                        ":".join(lowers), "-o", tar, "--quiet"], capture_output=True, timeout=60)
+    if r.returncode:
+        problems.append(f"records by nobody: commit failed: {r.stderr!r}")
+        return
+    with tarfile.open(tar) as t:
+        got = {m.name: (m.mode, m.uid, m.gid, m.type) for m in t.getmembers()}
+    for name, want_entry in (("tool", (0o4755, 1234, 5678, tarfile.REGTYPE)),
+                             ("null", (0o666, 0, 0, tarfile.CHRTYPE)),
+                             ("private/", (0o700, 42, 42, tarfile.DIRTYPE))):
+        key = name.rstrip("/")
+        entry = got.get(key) or got.get(name)
+        if entry != want_entry:
+            problems.append(f"records by nobody: commit has {name} as {entry}, want {want_entry}")
+    print(f"records by nobody: {len(shown)} entries as recorded, commit carries them")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=11)
@@ -305,6 +373,7 @@ def main():
             for mode in ("fusermount3", "userns"):
                 unprivileged(tmp, lowers, args.seed, args.ops, mode, problems)
             userxattr_as_root(tmp, lowers, args.seed, args.ops, problems)
+            records_by_nobody(tmp, lowers, problems)
         records(tmp, args.seed, args.ops, problems)
     harness.check(problems[:200])
 
