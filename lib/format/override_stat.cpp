@@ -61,18 +61,25 @@ OverrideStat override_stat_of(const struct stat& st) {
   return o;
 }
 
+Result<bool> apply_record_at(int dirfd, const std::string& name, const std::string& attr,
+                             struct stat& st) {
+  auto value = get_xattr_at(dirfd, name, attr);
+  if (!value) {
+    int e = value.error();
+    if (e == ENODATA || e == ENOTSUP || e == EPERM) return false;  // none there
+    return Error{e};
+  }
+  if (auto o = parse_override_stat(*value)) apply_override_stat(*o, st);
+  return true;
+}
+
 Result<struct stat> recorded_stat_at(int dirfd, const std::string& name) {
   auto st = stat_at(dirfd, name);
   if (!st) return st;
   for (const char* attr : {kUserOverrideXattr, kPrivilegedOverrideXattr}) {
-    auto value = get_xattr_at(dirfd, name, attr);
-    if (!value) {
-      if (value.error() == ENODATA || value.error() == ENOTSUP || value.error() == EPERM)
-        continue;
-      return Error{value.error()};
-    }
-    if (auto o = parse_override_stat(*value)) apply_override_stat(*o, *st);
-    break;
+    auto found = apply_record_at(dirfd, name, attr, *st);
+    if (!found) return Error{found.error()};
+    if (*found) break;
   }
   return st;
 }

@@ -44,6 +44,12 @@ void apply_override_stat(const OverrideStat& o, struct stat& st);
 // The record for an entry shown as `st` (type field only for a device).
 OverrideStat override_stat_of(const struct stat& st);
 
+// Applies to `st` the record `attr` of dirfd/name ("" for dirfd itself):
+// true when it has one (a value that does not parse counts for nothing),
+// false when it has none; other errors are returned.
+Result<bool> apply_record_at(int dirfd, const std::string& name, const std::string& attr,
+                             struct stat& st);
+
 // stat_at(dirfd, name) as a mount with xattr_permissions shows it: the
 // user.containers.override_stat record applied, else the security one.
 // What layer tools (diff, commit) read for an upper or a lower entry.

@@ -77,7 +77,8 @@ MarkerNames MarkerNames::trusted() {
 
 MarkerNames MarkerNames::user() {
   return {"user.overlay.opaque", "user.overlay.redirect",
-          "user.overlay.whiteout", "user.overlay.layerfs.origin", "user.overlay.layerfs.impure"};
+          "user.overlay.whiteout", "user.overlay.layerfs.origin", "user.overlay.layerfs.impure",
+          true};
 }
 
 std::string wh_file_name(std::string_view name) {

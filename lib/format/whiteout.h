@@ -33,6 +33,7 @@ struct DirMarks {
 // privileged and the user.* one otherwise. Reading accepts both.
 struct MarkerNames {
   std::string opaque, redirect, whiteout, origin, impure;
+  bool user_prefix = false;  // the user.overlay.* set (kernel overlayfs's userxattr)
   static MarkerNames trusted();
   static MarkerNames user();
 };

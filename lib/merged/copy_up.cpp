@@ -90,13 +90,9 @@ Status copy_metadata(Upper& upper, int src_dir, const std::string& name,
   if (!xattrs) return xattrs;
   if (records.on()) {
     // The lower's own record, copied with its xattrs, stands; else its stat.
-    auto copied = get_xattr_at(work, temp, records.xattr());
     struct stat shown = st;
-    if (copied) {
-      if (auto o = parse_override_stat(*copied)) apply_override_stat(*o, shown);
-    } else if (copied.error() != ENODATA && copied.error() != EPERM) {
-      return Error{copied.error()};
-    }
+    auto copied = apply_record_at(work, temp, records.xattr(), shown);
+    if (!copied) return Error{copied.error()};
     auto recorded = records.write(work, temp, st.st_mode & S_IFMT, shown);
     if (!recorded) return recorded;
   }

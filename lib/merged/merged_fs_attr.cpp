@@ -94,10 +94,8 @@ Status MergedFs::record_owner_change(const UpperTarget& t, uid_t uid, gid_t gid,
   auto disk = stat_at(dir, t.name);
   if (!disk) return Error{disk.error()};
   struct stat shown = *disk;
-  auto current = get_xattr_at(dir, t.name, records.xattr());
-  if (current) {
-    if (auto o = parse_override_stat(*current)) apply_override_stat(*o, shown);
-  }
+  auto current = apply_record_at(dir, t.name, records.xattr(), shown);
+  if (!current) return Error{current.error()};
   if (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) {
     if (uid != static_cast<uid_t>(-1)) shown.st_uid = uid;
     if (gid != static_cast<gid_t>(-1)) shown.st_gid = gid;

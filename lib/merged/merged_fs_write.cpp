@@ -48,8 +48,8 @@ Status MergedFs::finish_new(const Slot& slot, const std::string& name,
   auto parent_st = stat_at(slot.dir->get(), "");
   if (!parent_st) return Error{parent_st.error()};
   if (records.on()) {
-    if (auto r = get_xattr_at(slot.dir->get(), "", records.xattr()))
-      if (auto o = parse_override_stat(*r)) apply_override_stat(*o, *parent_st);
+    auto parent_record = apply_record_at(slot.dir->get(), "", records.xattr(), *parent_st);
+    if (!parent_record) return Error{parent_record.error()};
   }
   bool setgid_parent = parent_st->st_mode & S_ISGID;
   gid_t gid = setgid_parent ? parent_st->st_gid : who.gid;

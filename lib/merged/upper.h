@@ -43,7 +43,7 @@ class Upper {
   const MarkerNames& names() const { return names_; }
   // user.overlay.* markers, as kernel overlayfs with userxattr: that kernel
   // neither writes nor follows redirects (redirect_dir=nofollow).
-  bool user_markers() const { return names_.opaque.starts_with("user."); }
+  bool user_markers() const { return names_.user_prefix; }
   bool fsync() const { return fsync_; }
   const OwnerRecord& records() const { return records_; }
 
