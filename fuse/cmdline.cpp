@@ -4,6 +4,7 @@
 #include <fuse_opt.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cstddef>
 #include <cstdlib>
@@ -31,6 +32,8 @@ struct RawOptions {
   char* writeback = nullptr;
   char* context = nullptr;
   char* stats = nullptr;
+  char* metacopy = nullptr;
+  char* quota = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
   int userxattr = 0;
@@ -42,7 +45,7 @@ struct RawOptions {
   ~RawOptions() {
     for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
                     squash_to_uid, squash_to_gid, xattr_permissions, timeout,
-                    fsync, writeback, context, stats})
+                    fsync, writeback, context, stats, metacopy, quota})
       std::free(s);
   }
 };
@@ -64,6 +67,8 @@ const fuse_opt kSpec[] = {
     LFS_OPT("writeback=%s", writeback, 0),
     LFS_OPT("context=%s", context, 0),
     LFS_OPT("stats=%s", stats, 0),
+    LFS_OPT("metacopy=%s", metacopy, 0),
+    LFS_OPT("quota=%s", quota, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
     LFS_OPT("userxattr", userxattr, 1),
@@ -87,7 +92,6 @@ const fuse_opt kSpec[] = {
     FUSE_OPT_KEY("_netdev", kIgnore), FUSE_OPT_KEY("user", kIgnore),
     FUSE_OPT_KEY("users", kIgnore), FUSE_OPT_KEY("noacl", kIgnore),
     FUSE_OPT_KEY("redirect_dir=", kIgnore), FUSE_OPT_KEY("index=", kIgnore),
-    FUSE_OPT_KEY("metacopy=", kIgnore),
     FUSE_OPT_KEY("xino=", kIgnore), FUSE_OPT_KEY("plugins=", kIgnore),
     FUSE_OPT_KEY("threaded=", kIgnore), FUSE_OPT_KEY("static_nlink", kIgnore),
     FUSE_OPT_END};
@@ -123,6 +127,23 @@ std::optional<std::string> parse_id(const char* text, const char* what,
     return fmt::format("invalid {} '{}'", what, text);
   out = v;
   return std::nullopt;
+}
+
+// "32M", "10G", "4096": a positive byte count, K/M/G/T meaning powers of 1024.
+std::optional<uint64_t> parse_size(const std::string& text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0 || digits > 19 || text.size() > digits + 1) return std::nullopt;
+  uint64_t n = std::stoull(text.substr(0, digits));
+  unsigned shift = 0;
+  if (text.size() > digits) {
+    const std::string units = "KMGT";
+    size_t u = units.find(static_cast<char>(std::toupper(text[digits])));
+    if (u == std::string::npos) return std::nullopt;
+    shift = 10 * static_cast<unsigned>(u + 1);
+  }
+  if (n == 0 || n > (UINT64_MAX >> shift)) return std::nullopt;
+  return n << shift;
 }
 
 std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
@@ -180,6 +201,18 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     std::string v = raw.stats;
     if (v != "0" && v != "1") return fmt::format("invalid stats '{}' (0 or 1)", v);
     c.stats = v == "1";
+  }
+  if (raw.metacopy) {
+    std::string v = raw.metacopy;
+    if (v != "on" && v != "off")
+      return fmt::format("invalid metacopy '{}' (on or off)", v);
+    c.metacopy = v == "on";
+  }
+  if (raw.quota) {
+    auto q = parse_size(raw.quota);
+    if (!q) return fmt::format("invalid quota '{}' (a size such as 32M or 10G)", raw.quota);
+    if (c.upper.empty()) return std::string("quota given without upperdir");
+    c.quota = *q;
   }
   if (raw.is_volatile) {
     c.is_volatile = true;
@@ -241,6 +274,10 @@ std::string usage_text(const char* argv0) {
       "  writeback=0|1           kernel writeback cache for file data (1)\n"
       "  timeout=SECONDS         kernel entry and attribute cache time (86400)\n"
       "  stats=0|1               per-request statistics, layerctl stats (1)\n"
+      "  metacopy=on|off         chmod, chown, touch and xattrs of a lower file\n"
+      "                          copy its metadata only, as the kernel (off)\n"
+      "  quota=SIZE              the most the upper may hold (32M, 10G);\n"
+      "                          EDQUOT beyond, writeback cache off\n"
       "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
       "\n"
       "Passed on to the kernel and libfuse:\n"

@@ -8,6 +8,7 @@
 // unknown ones produce a warning and are ignored.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +29,8 @@ struct DaemonConfig {
   bool userxattr = false;  // user.overlay.* markers although trusted.* works
   bool stats = true;       // per-request statistics (layerctl stats)
   bool writeback = true;  // kernel writeback cache for file data
+  bool metacopy = false;  // metadata-only copy-up (kernel's metacopy=on)
+  uint64_t quota = 0;     // bytes the upper may hold; 0: no limit
   double timeout = 86400.0;  // entry/attr cache, seconds
   OwnerPolicy owners;
   int xattr_permissions = 0;  // 0 none, 1 privileged, 2 user override_stat

@@ -184,6 +184,12 @@ int run(int argc, char** argv) {
   // user namespace), as kernel overlayfs writes them; user.overlay.* else.
   fs_config.privileged =
       layers.has_upper() && !config.userxattr && trusted_xattrs_writable(workdir.get());
+  // As the kernel refuses userxattr,metacopy=on: user.* markers come
+  // without redirects, and metadata-only files need them to be found.
+  if (config.metacopy && layers.has_upper() && !fs_config.privileged)
+    return fail("metacopy=on cannot be used with user.overlay.* markers "
+                "(userxattr, or a daemon that may not write trusted.*)");
+  fs_config.metacopy = config.metacopy;
   umask(0);  // modes arrive with the caller's umask applied
   auto made = MergedFs::create(std::move(layers), std::move(fs_config));
   if (!made)

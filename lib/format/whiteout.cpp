@@ -72,13 +72,13 @@ Result<DirMarks> read_dir_marks(int dirfd) {
 MarkerNames MarkerNames::trusted() {
   return {"trusted.overlay.opaque", "trusted.overlay.redirect",
           "trusted.overlay.whiteout", "trusted.overlay.layerfs.origin",
-          "trusted.overlay.layerfs.impure"};
+          "trusted.overlay.layerfs.impure", "trusted.overlay.metacopy"};
 }
 
 MarkerNames MarkerNames::user() {
   return {"user.overlay.opaque", "user.overlay.redirect",
           "user.overlay.whiteout", "user.overlay.layerfs.origin", "user.overlay.layerfs.impure",
-          true};
+          "user.overlay.metacopy", true};
 }
 
 std::string wh_file_name(std::string_view name) {

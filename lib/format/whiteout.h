@@ -33,6 +33,9 @@ struct DirMarks {
 // privileged and the user.* one otherwise. Reading accepts both.
 struct MarkerNames {
   std::string opaque, redirect, whiteout, origin, impure;
+  // A regular file whose data is still in a lower layer (kernel overlayfs's
+  // metacopy): empty value, size kept, no data blocks in this layer.
+  std::string metacopy;
   bool user_prefix = false;  // the user.overlay.* set (kernel overlayfs's userxattr)
   static MarkerNames trusted();
   static MarkerNames user();

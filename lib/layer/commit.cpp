@@ -241,6 +241,14 @@ LayerWalker::Failure LayerWalker::emit_entry(int dirfd, const std::string& prefi
     if (auto s = w_.add(e); !s) return write_failed(path, s.error());
     return std::nullopt;
   }
+  if (S_ISREG(c.st.st_mode) && is_metacopy_file(dirfd, c.name)) {
+    // Metadata-only: the entry as the merged view shows it, data from below.
+    if (!merged_)
+      return fmt::format("{}: a metadata-only copy (overlay.metacopy): its data is "
+                         "in the lowers, which the commit needs (--lower)",
+                         path);
+    return emit_redirected(path);
+  }
   e.type = c.st.st_mode & S_IFMT;
   e.perm = c.st.st_mode & 07777;
   if (c.st.st_nlink > 1) {

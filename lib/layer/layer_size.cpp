@@ -42,7 +42,9 @@ class SizeVisitor : public UpperVisitor {
       return {};
     }
     if (!inodes_.first_time(e.st)) return {};
-    const uint64_t bytes = static_cast<uint64_t>(e.st.st_size);
+    // A metadata-only file's data stays below (overlay metacopy).
+    const bool data_below = S_ISREG(e.st.st_mode) && is_metacopy_file(e.parent_fd, e.name);
+    const uint64_t bytes = data_below ? 0 : static_cast<uint64_t>(e.st.st_size);
     const uint64_t disk = static_cast<uint64_t>(e.st.st_blocks) * kBlockBytes;
     usage_.bytes += bytes;
     usage_.disk += disk;

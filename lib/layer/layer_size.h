@@ -2,7 +2,8 @@
 //
 // The writable size is what `docker ps -s` / `podman inspect --size` call
 // SizeRw: the apparent bytes (st_size) of every non-directory of the upper
-// dir, each inode counted once (hardlinks by dev+ino), whiteouts 0. Bytes
+// dir, each inode counted once (hardlinks by dev+ino), whiteouts and
+// metadata-only files (overlay metacopy: the data is below) 0. Bytes
 // on disk (st_blocks) are summed over the same inodes. The virtual size
 // adds the lowers' own sizes, counted the same way, one layer at a time.
 // measure_layer reads the upper dir plus one lookup per upper name below

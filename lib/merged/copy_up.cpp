@@ -46,8 +46,9 @@ Status copy_segment(CopyMethods& methods, int in, int out, off_t off, off_t end)
   return {};
 }
 
-// Copies a regular file's data, keeping holes.
-Status copy_data(CopyMethods& methods, int in, int out, off_t size) {
+}  // namespace
+
+Status copy_file_data(CopyMethods& methods, int in, int out, off_t size) {
   if (size == 0) return {};
   if (methods.clone.load()) {
     auto cloned = clone_file(out, in);
@@ -69,6 +70,8 @@ Status copy_data(CopyMethods& methods, int in, int out, off_t size) {
   }
   return truncate_fd(out, size);
 }
+
+namespace {
 
 // Owner, mode, xattrs, origin and times of work/temp, in that order (chown
 // clears set-id bits, so mode comes after it). Under an owner record the
@@ -130,8 +133,8 @@ Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,
 
 Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
                                  int src_dir, const std::string& name,
-                                 const struct stat& st, bool with_data,
-                                 const std::string& origin) {
+                                 const struct stat& st, CopyUp what,
+                                 const std::string& origin, int data_src) {
   std::string temp = upper.temp_name();
   int work = upper.work();
   Fd data_fd;
@@ -141,13 +144,17 @@ Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
       auto out = open_at(work, temp, O_CREAT | O_EXCL | O_WRONLY, 0600);
       if (!out) return Error{out.error()};
       data_fd = std::move(*out);
-      if (with_data) {
+      if (what == CopyUp::kData && data_src >= 0) {
+        made = copy_file_data(methods, data_src, data_fd.get(), st.st_size);
+      } else if (what == CopyUp::kData) {
         auto in = open_at(src_dir, name, O_RDONLY);
         if (!in) {
           (void)upper.remove_temp(temp);
           return Error{in.error()};
         }
-        made = copy_data(methods, in->get(), data_fd.get(), st.st_size);
+        made = copy_file_data(methods, in->get(), data_fd.get(), st.st_size);
+      } else if (what == CopyUp::kMeta) {
+        made = truncate_fd(data_fd.get(), st.st_size);
       }
       break;
     }
@@ -164,6 +171,8 @@ Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
       made = make_node_at(work, temp, st.st_mode & S_IFMT, st.st_rdev);
   }
   if (made) made = copy_metadata(upper, src_dir, name, st, temp, origin);
+  if (made && what == CopyUp::kMeta && S_ISREG(st.st_mode))
+    made = set_xattr_at(work, temp, upper.names().metacopy, "");
   if (made && data_fd.valid() && upper.fsync()) made = sync_fd(data_fd.get(), false);
   if (!made) {
     (void)upper.remove_temp(temp);

@@ -23,14 +23,26 @@ struct CopyMethods {
   std::atomic<bool> copy_range{true};
 };
 
+// What a copy-up of a regular file brings besides the metadata.
+enum class CopyUp {
+  kData,   // its data too
+  kEmpty,  // no data: the file is about to be truncated to 0
+  kMeta,   // none, as kernel overlayfs's metacopy: the size is kept (a
+           // hole), the metacopy marker set, the data read from below
+};
+
 // Copies src_dir/name (whose stat is `st`) into a new temp entry of the work
-// dir and returns its name. `with_data` false leaves a regular file empty
-// (for a copy-up that is about to be truncated). `origin` is written to the
-// origin marker so that st_ino survives the copy.
+// dir and returns its name. `data_src`, when not -1, is where a regular
+// file's data is read from instead (a metadata-only file's data below).
+// `origin` is written to the origin marker so that st_ino survives the copy.
 Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
                                  int src_dir, const std::string& name,
-                                 const struct stat& st, bool with_data,
-                                 const std::string& origin);
+                                 const struct stat& st, CopyUp what,
+                                 const std::string& origin, int data_src = -1);
+
+// Copies `size` bytes of a regular file's data from `in` to `out` at the
+// same offsets, keeping holes; `out` ends `size` long.
+Status copy_file_data(CopyMethods& methods, int in, int out, off_t size);
 
 // Copies every xattr of src_dir/name that a mount shows to dst_dir/dst_name.
 Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,

@@ -68,7 +68,86 @@ Status follow_redirect(const std::vector<DirLayer>& parent,
   return {};
 }
 
+// "/a/b" -> {"/a", "b"}; "/b" -> {"", "b"}.
+std::pair<std::string, std::string> split_last(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return {"", path};
+  return {strip_slashes(path.substr(0, slash)), path.substr(slash + 1)};
+}
+
+// Finds the data of the metacopy file `name` (found in layer `from` of the
+// parent) in the layers below, as kernel overlayfs does: by the file's
+// redirect, else by the same name, through further metacopy files. No data
+// below is EIO (the kernel's "metacopy with no lower data").
+Result<DataRef> find_data(const std::vector<DirLayer>& parent, const StackView& stack,
+                          unsigned from, const std::string& name,
+                          std::string where) {
+  for (unsigned l = from + 1; l < stack.layer_count; ++l) {
+    std::shared_ptr<const Fd> dir;
+    std::string leaf;
+    if (!where.empty() && where[0] == '/') {
+      auto [dir_path, last] = split_last(where);
+      leaf = last;
+      if (dir_path.empty()) {
+        dir = std::make_shared<const Fd>(-1);
+      } else {
+        auto fd = open_beneath(stack.root_fd(l), dir_path, O_PATH | O_DIRECTORY);
+        if (!fd) {
+          if (fd.error() == ENOENT || fd.error() == ENOTDIR) continue;
+          return Error{fd.error()};
+        }
+        dir = std::make_shared<const Fd>(std::move(*fd));
+      }
+    } else {
+      bool parent_has = false;
+      for (const auto& p : parent) parent_has |= p.layer == l;
+      if (!parent_has) continue;
+      auto pfd = stack.parent_fd(l);
+      if (!pfd) return Error{pfd.error()};
+      dir = *pfd;
+      leaf = where.empty() ? name : where;
+    }
+    int dirfd = dir->valid() ? dir->get() : stack.root_fd(l);
+    auto st = stat_at(dirfd, leaf);
+    if (!st) {
+      if (st.error() == ENOENT || st.error() == ENOTDIR) continue;
+      return Error{st.error()};
+    }
+    if (is_device_whiteout(*st) || !S_ISREG(st->st_mode)) break;
+    std::string next;
+    auto meta = is_metacopy(dirfd, leaf, *stack.markers, &next);
+    if (!meta) return Error{meta.error()};
+    if (!*meta) return DataRef{l, where};
+    if (!next.empty()) {
+      if (next[0] == '/' || where.empty() || where[0] != '/') where = next;
+      else where = "/" + split_last(where).first + "/" + next;
+    }
+  }
+  return Error{EIO};
+}
+
 }  // namespace
+
+Result<bool> is_metacopy(int dirfd, const std::string& name,
+                         const MarkerNames& markers, std::string* redirect) {
+  auto v = get_xattr_at(dirfd, name, markers.metacopy);
+  if (!v) {
+    if (v.error() == ENODATA || v.error() == ENOTSUP || v.error() == EPERM) return false;
+    return Error{v.error()};
+  }
+  redirect->clear();
+  if (auto r = get_xattr_at(dirfd, name, markers.redirect)) *redirect = std::move(*r);
+  return true;
+}
+
+bool is_metacopy_file(int dirfd, const std::string& name) {
+  std::string redirect;
+  for (const MarkerNames& m : {MarkerNames::trusted(), MarkerNames::user()}) {
+    auto meta = is_metacopy(dirfd, name, m, &redirect);
+    if (meta && *meta) return true;
+  }
+  return false;
+}
 
 Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
@@ -95,6 +174,16 @@ Result<std::optional<Resolution>> resolve_name(
       found.emplace();
       found->layer = pl.layer;
       found->st = *st;
+      if (S_ISREG(st->st_mode) && stack.markers) {
+        std::string redirect;
+        auto meta = is_metacopy(dir, name, *stack.markers, &redirect);
+        if (!meta) return Error{meta.error()};
+        if (*meta) {
+          auto data = find_data(parent, stack, pl.layer, name, std::move(redirect));
+          if (!data) return Error{data.error()};
+          found->data = std::move(*data);
+        }
+      }
       if (!is_dir) break;
     }
     auto child = open_at(dir, name, O_PATH | O_DIRECTORY);

@@ -32,6 +32,14 @@ struct DirLayer {
   std::string alt_name;  // set by a relative redirect
 };
 
+// Where a metadata-only file (overlay metacopy) has its data: the layer,
+// and the name there: `redirect` empty for the same name under the parent's
+// instance, "/a/b" from the layer root, else a name under the parent.
+struct DataRef {
+  unsigned layer = 0;
+  std::string redirect;
+};
+
 // Hands out the fd of one directory in a given layer.
 using LayerDirFd = std::function<Result<std::shared_ptr<const Fd>>(unsigned)>;
 
@@ -40,6 +48,8 @@ struct StackView {
   LayerDirFd parent_fd;                  // the parent's dir in a layer
   std::function<int(unsigned)> root_fd;  // a layer's root
   unsigned layer_count;
+  // The metacopy and redirect xattrs to follow; null: files are not checked.
+  const MarkerNames* markers = nullptr;
 };
 
 // Where a name lives.
@@ -48,6 +58,7 @@ struct Resolution {
   struct stat st{};     // the entry in that layer
   std::vector<DirLayer> dir_layers;           // directories: merged layers
   std::vector<std::shared_ptr<const Fd>> dir_fds;  // their O_PATH fds
+  std::optional<DataRef> data;  // a metacopy file: where its data is
 };
 
 // Resolves `name` in the directory whose merged layers are `parent`.
@@ -58,6 +69,15 @@ struct Resolution {
 Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
     const std::string& name, unsigned from_layer = 0);
+
+// Whether dirfd/name (a regular file) is metadata-only: `markers.metacopy`
+// is set on it. Its redirect (empty if none) goes to `redirect`.
+Result<bool> is_metacopy(int dirfd, const std::string& name,
+                         const MarkerNames& markers, std::string* redirect);
+
+// Whether dirfd/name is metadata-only under either marker prefix: the
+// layer tools' question, which do not know who wrote the layer.
+bool is_metacopy_file(int dirfd, const std::string& name);
 
 // One visible entry of a merged directory.
 struct MergedEntry {

@@ -46,6 +46,7 @@ Result<std::unique_ptr<MergedFs>> MergedFs::create(LayerStack layers,
 MergedFs::MergedFs(LayerStack layers, FsConfig config)
     : layers_(std::move(layers)),
       config_(std::move(config)),
+      markers_(config_.privileged ? MarkerNames::trusted() : MarkerNames::user()),
       dir_fds_(config_.dir_fd_cache) {
   for (size_t i = 0; i < layers_.size(); ++i)
     roots_.emplace_back(std::shared_ptr<void>(), &layers_[i].root);
@@ -101,7 +102,7 @@ Result<std::shared_ptr<const Fd>> MergedFs::dir_fd(Node* node,
 StackView MergedFs::stack_view(Node* parent) {
   return StackView{[this, parent](unsigned l) { return dir_fd(parent, l); },
                    [this](unsigned l) { return layers_.root_fd(l); },
-                   static_cast<unsigned>(layers_.size())};
+                   static_cast<unsigned>(layers_.size()), &markers_};
 }
 
 Result<std::pair<std::shared_ptr<const Fd>, std::string>> MergedFs::locate(
@@ -154,6 +155,14 @@ Result<struct stat> MergedFs::raw_stat(Node* node, const NodeView& v) {
 
 Result<struct stat> MergedFs::stat_node(Node* node, const NodeView& v,
                                         struct stat raw) {
+  if (v.data) {
+    // As the kernel: a metadata-only file's blocks are its data's.
+    auto data = data_fd(node, v, O_PATH);
+    if (!data) return Error{data.error()};
+    auto st = stat_at(data->get(), "");
+    if (!st) return Error{st.error()};
+    raw.st_blocks = st->st_blocks;
+  }
   apply_override(node, v, raw);
   return present(v, raw);
 }
@@ -195,8 +204,9 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
   bool raced = false;
   Node* child = nodes_.acquire_child(parent, name, [&](Node& n) {
     mode_t type = r.st.st_mode & S_IFMT;
-    if (retry && n.layer == 0 && r.layer != 0 && n.type == type) {
-      raced = true;  // copied up since the resolution: it stays up
+    if (retry && n.layer == 0 && n.type == type &&
+        (r.layer != 0 || (r.data && !n.data))) {
+      raced = true;  // copied up (or filled) since the resolution: it stays
       return;
     }
     bool same = n.type == (r.st.st_mode & S_IFMT) && n.layer == r.layer &&
@@ -206,6 +216,7 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
     n.type = r.st.st_mode & S_IFMT;
     n.ino = ino;
     n.dir_layers = r.dir_layers;
+    n.data = r.data;
   });
   if (raced) {
     nodes_.forget(child, 1);
@@ -214,7 +225,7 @@ Result<std::pair<Node*, struct stat>> MergedFs::lookup_from(
   for (size_t i = 0; i < r.dir_fds.size(); ++i)
     dir_fds_.put(child->serial, r.dir_layers[i].layer, r.dir_fds[i]);
   NodeView v{r.layer, static_cast<mode_t>(r.st.st_mode & S_IFMT), ino,
-             std::move(r.dir_layers)};
+             std::move(r.dir_layers), r.data};
   auto st = stat_node(child, v, r.st);
   if (!st) {
     nodes_.forget(child, 1);
@@ -278,6 +289,19 @@ Result<std::shared_ptr<Fd>> MergedFs::open_fd(Node* node, const NodeView& v,
   return track_open(node, std::move(*fd));
 }
 
+Result<Fd> MergedFs::data_fd(Node* node, const NodeView& v, int flags) {
+  const DataRef& d = *v.data;
+  if (!d.redirect.empty() && d.redirect[0] == '/') {
+    size_t start = d.redirect.find_first_not_of('/');
+    if (start == std::string::npos) return Error{EIO};
+    return open_beneath(layers_.root_fd(d.layer), d.redirect.substr(start), flags);
+  }
+  auto where = locate(node, d.layer);
+  if (!where) return Error{where.error()};
+  return open_at(where->first->get(), d.redirect.empty() ? where->second : d.redirect,
+                 flags);
+}
+
 std::shared_ptr<Fd> MergedFs::track_open(Node* node, Fd fd) {
   auto shared = std::make_shared<Fd>(std::move(fd));
   std::lock_guard lock(node->mu);
@@ -293,10 +317,16 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
   }
   NodeView v = view_of(*node);
   if (S_ISDIR(v.type)) return Error{EISDIR};
-  if (writing && v.layer != 0) {
-    auto up = copy_up(node, !(flags & O_TRUNC));
+  if (writing && (v.layer != 0 || v.data)) {
+    auto up = copy_up(node, (flags & O_TRUNC) ? CopyUp::kEmpty : CopyUp::kData);
     if (!up) return Error{up.error()};
     v = view_of(*node);
+  }
+  if (v.data) {  // metadata-only: read its data where it is
+    auto data = data_fd(node, v, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW));
+    if (!data) return Error{data.error()};
+    return make_open_file(node, std::make_shared<Fd>(std::move(*data)), v.data->layer,
+                          false);
   }
   auto fd = open_fd(node, v, flags);
   if (!fd) return Error{fd.error()};
@@ -306,8 +336,9 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
 
 std::shared_ptr<Fd> MergedFs::read_fd(OpenFile& f) {
   std::lock_guard lock(f.mu);
-  if (f.layer != 0 && view_of(*f.node).layer == 0) {
+  if (f.layer != 0) {
     NodeView v = view_of(*f.node);
+    if (v.layer != 0 || v.data) return f.fd;
     if (auto fresh = open_fd(f.node, v, O_RDONLY)) {
       f.fd = std::move(*fresh);
       f.layer = 0;

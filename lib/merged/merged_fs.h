@@ -43,6 +43,9 @@ struct FsConfig {
   int workdir = -1;
   bool fsync = true;
   bool privileged = true;  // trusted.* markers; user.* otherwise
+  // Metadata changes to a lower file copy its metadata only (kernel
+  // overlayfs's metacopy=on); the data follows on the first write.
+  bool metacopy = false;
 };
 
 // One open file of a node. Reads follow the node into the upper when it is
@@ -227,9 +230,17 @@ class MergedFs {
 
   // Write side (merged_fs_write.cpp, copy_up_node.cpp).
   Status writable() const;
-  // Makes sure the node exists in the upper (data copied unless !with_data).
-  Status copy_up(Node* node, bool with_data = true);
-  Status copy_up_locked(Node* node, const NodeView& v, bool with_data);
+  // Makes sure the node exists in the upper, with what `what` asks for: a
+  // metadata-only file (kMeta, under metacopy=on) gets its data for kData
+  // and is emptied for kEmpty.
+  Status copy_up(Node* node, CopyUp what = CopyUp::kData);
+  Status copy_up_locked(Node* node, const NodeView& v, CopyUp what);
+  // The data of a metadata-only upper file copied in, in place, and its
+  // metacopy marker removed last (so a crash leaves it metadata-only);
+  // `empty`: none copied, the file emptied instead.
+  Status fill_data_locked(Node* node, const NodeView& v, bool empty);
+  // Opens the data file of metadata-only `v` (v.data set).
+  Result<Fd> data_fd(Node* node, const NodeView& v, int flags);
   // The upper fd of directory `dir`, copying it up first.
   Result<std::shared_ptr<const Fd>> upper_dir(Node* dir);
   // Whether any layer below the upper shows `name` in `parent`.
@@ -293,6 +304,7 @@ class MergedFs {
 
   LayerStack layers_;
   FsConfig config_;
+  MarkerNames markers_;  // the stack's marker names (metacopy read with them)
   std::optional<Upper> upper_;
   CopyMethods copy_methods_;
   FsCounters counters_;

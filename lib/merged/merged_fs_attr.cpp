@@ -27,8 +27,10 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
                                       int fd) {
   auto ok = writable();
   if (!ok) return Error{ok.error()};
-  bool truncating_to_zero = change.size && *change.size == 0;
-  auto up = copy_up(node, !truncating_to_zero);
+  // A change of metadata alone copies metadata alone (under metacopy=on).
+  CopyUp what = !change.size ? CopyUp::kMeta
+                : *change.size == 0 ? CopyUp::kEmpty : CopyUp::kData;
+  auto up = copy_up(node, what);
   if (!up) return Error{up.error()};
   NodeView v = view_of(*node);
   auto target = upper_target(node);
@@ -117,7 +119,7 @@ Status MergedFs::setxattr(Node* node, const std::string& name,
   if (!ok) return ok;
   auto stored = layer_xattr_name(name);
   if (!stored) return Error{ENOTSUP};
-  auto up = copy_up(node, true);
+  auto up = copy_up(node, CopyUp::kMeta);
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};
@@ -132,7 +134,7 @@ Status MergedFs::removexattr(Node* node, const std::string& name) {
   // Nothing to copy up for an attribute that is not there.
   auto present = getxattr_raw(node, view_of(*node), *stored);
   if (!present) return Error{present.error()};
-  auto up = copy_up(node, true);
+  auto up = copy_up(node, CopyUp::kMeta);
   if (!up) return up;
   auto t = upper_target(node);
   if (!t) return Error{t.error()};

@@ -51,26 +51,46 @@ void MergedFs::unmark_impure(Node* dir, int upper_fd) {
 }
 
 Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir) {
-  auto up = copy_up(dir, true);
+  auto up = copy_up(dir);
   if (!up) return Error{up.error()};
   return dir_fd(dir, 0);
 }
 
-Status MergedFs::copy_up(Node* node, bool with_data) {
-  auto ok = writable();
-  if (!ok) return ok;
-  if (node == nodes_.root() || view_of(*node).layer == 0) return {};
-  auto [parent, name] = nodes_.parent_and_name(node);
-  if (!parent) return Error{ENOENT};
-  auto parent_up = copy_up(parent, true);  // ancestors first
-  if (!parent_up) return parent_up;
-  std::lock_guard serial(node->copy_up_mu);
-  NodeView v = view_of(*node);
-  if (v.layer == 0) return {};  // another thread did it meanwhile
-  return copy_up_locked(node, v, with_data);
+namespace {
+
+// Whether a node in the upper still lacks what `what` asks for.
+bool wants_more(const NodeView& v, CopyUp what) {
+  return v.data && what != CopyUp::kMeta;
 }
 
-Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
+}  // namespace
+
+Status MergedFs::copy_up(Node* node, CopyUp what) {
+  auto ok = writable();
+  if (!ok) return ok;
+  if (node == nodes_.root()) return {};
+  NodeView v = view_of(*node);
+  if (v.layer == 0 && !wants_more(v, what)) return {};
+  if (v.layer == 0) {
+    std::lock_guard serial(node->copy_up_mu);
+    v = view_of(*node);
+    return wants_more(v, what) ? fill_data_locked(node, v, what == CopyUp::kEmpty)
+                               : Status{};
+  }
+  auto [parent, name] = nodes_.parent_and_name(node);
+  if (!parent) return Error{ENOENT};
+  auto parent_up = copy_up(parent);  // ancestors first
+  if (!parent_up) return parent_up;
+  std::lock_guard serial(node->copy_up_mu);
+  v = view_of(*node);
+  if (v.layer == 0)  // another thread did it meanwhile
+    return wants_more(v, what) ? fill_data_locked(node, v, what == CopyUp::kEmpty)
+                               : Status{};
+  return copy_up_locked(node, v, what);
+}
+
+Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
+  if (what == CopyUp::kMeta && !(config_.metacopy && S_ISREG(v.type))) what = CopyUp::kData;
   auto [parent, name] = nodes_.parent_and_name(node);
   if (!parent) return Error{ENOENT};
   // The source: a directory by its own fd (it may sit at a redirected
@@ -96,8 +116,14 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   if (!parent_st) return Error{parent_st.error()};
 
   auto started = std::chrono::steady_clock::now();
+  Fd data_src;  // a metadata-only lower file's data, further down
+  if (v.data && what == CopyUp::kData) {
+    auto d = data_fd(node, v, O_RDONLY);
+    if (!d) return Error{d.error()};
+    data_src = std::move(*d);
+  }
   auto temp = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
-                           with_data, origin_of(v));
+                           what, origin_of(v), data_src.valid() ? data_src.get() : -1);
   if (!temp) return Error{temp.error()};
   // The parent is marked before the copy appears, so that a failure at any
   // step leaves the upper as it was (the mark taken back) or finished.
@@ -112,17 +138,67 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, bool with_data) {
   {
     std::lock_guard lock(node->mu);
     node->layer = 0;
+    if (what == CopyUp::kMeta)
+      node->data = v.data ? *v.data : DataRef{v.layer, {}};
+    else
+      node->data.reset();
     if (S_ISDIR(v.type))
       node->dir_layers.insert(node->dir_layers.begin(), DirLayer{0, {}, {}, {}});
   }
   changed(parent);  // its listing has this entry in a lower layer
   (void)restore_times(dest_fd, *parent_st);  // as overlayfs does; cosmetic
-  bool data = with_data && S_ISREG(v.type);
+  bool data = what == CopyUp::kData && S_ISREG(v.type);
   if (S_ISREG(v.type)) {
-    node->data_end.store(data ? st->st_size : 0);
+    node->data_end.store(data ? st->st_size : what == CopyUp::kEmpty ? 0 : -1);
     if (data) growth_.add(mount_path(node), static_cast<uint64_t>(st->st_size));
   }
   counters_.add_copy_up(data ? static_cast<uint64_t>(st->st_size) : 0,
+                        static_cast<uint64_t>(std::chrono::nanoseconds(
+                            std::chrono::steady_clock::now() - started).count()));
+  return {};
+}
+
+Status MergedFs::fill_data_locked(Node* node, const NodeView& v, bool empty) {
+  auto t = upper_target(node);
+  if (!t) return Error{t.error()};
+  int dir = t->dir->get();
+  auto out = t->name.empty() ? open_path(proc_path(dir, ""), O_WRONLY)
+                             : open_at(dir, t->name, O_WRONLY);
+  if (!out) return Error{out.error()};
+  auto before = stat_at(out->get(), "");
+  if (!before) return Error{before.error()};
+  // A resolution older than a fill may have said metadata-only again:
+  // the marker on disk decides.
+  std::string ignored;
+  auto still = is_metacopy(out->get(), "", upper_->names(), &ignored);
+  if (!still) return Error{still.error()};
+  auto started = std::chrono::steady_clock::now();
+  Status filled;
+  if (!*still) {
+    filled = {};
+  } else if (empty) {
+    filled = truncate_fd(out->get(), 0);
+  } else {
+    auto in = data_fd(node, v, O_RDONLY);
+    if (!in) return Error{in.error()};
+    filled = copy_file_data(copy_methods_, in->get(), out->get(), before->st_size);
+  }
+  if (*still) {
+    // Opening for a write that may not come changes no times.
+    if (filled) filled = restore_times(out->get(), *before);
+    if (filled && upper_->fsync()) filled = sync_fd(out->get(), false);
+    if (filled) filled = remove_xattr_at(out->get(), "", upper_->names().metacopy);
+  }
+  if (!filled) return filled;
+  {
+    std::lock_guard lock(node->mu);
+    node->data.reset();
+  }
+  if (!*still) return {};
+  int64_t size = empty ? 0 : before->st_size;
+  node->data_end.store(size);
+  if (size > 0) growth_.add(mount_path(node), static_cast<uint64_t>(size));
+  counters_.add_copy_up(static_cast<uint64_t>(size),
                         static_cast<uint64_t>(std::chrono::nanoseconds(
                             std::chrono::steady_clock::now() - started).count()));
   return {};

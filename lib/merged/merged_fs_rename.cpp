@@ -123,10 +123,10 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
     }
   }
 
-  auto up = copy_up(node, true);
+  auto up = copy_up(node);
   if (!up) return up;
   if (exchange) {
-    up = copy_up(target, true);
+    up = copy_up(target);
     if (!up) return up;
   }
   auto from = dir_fd(parent, 0);

@@ -224,7 +224,7 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
   if (S_ISDIR(v.type)) return Error{EPERM};
   auto slot = new_slot(parent, name);
   if (!slot) return Error{slot.error()};
-  auto up = copy_up(node, true);
+  auto up = copy_up(node);
   if (!up) return Error{up.error()};
   auto src = locate(node, 0);
   if (!src) return Error{src.error()};

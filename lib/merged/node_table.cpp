@@ -141,7 +141,7 @@ size_t NodeTable::size() const {
 
 NodeView view_of(const Node& node) {
   std::lock_guard lock(node.mu);
-  return NodeView{node.layer, node.type, node.ino, node.dir_layers};
+  return NodeView{node.layer, node.type, node.ino, node.dir_layers, node.data};
 }
 
 }  // namespace lfs

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -42,6 +43,7 @@ struct Node {
   mode_t type = 0;                    // S_IFMT bits
   uint64_t ino = 0;                   // st_ino as shown by the mount
   std::vector<DirLayer> dir_layers;   // directories: every merged layer
+  std::optional<DataRef> data;        // metadata-only file: where its data is
   std::shared_ptr<const std::vector<MergedEntry>> listing;  // cached readdir
   uint64_t listing_gen = 0;  // bumped by every change to the directory
   bool unlinked = false;            // its last name was removed
@@ -68,6 +70,7 @@ struct NodeView {
   mode_t type;
   uint64_t ino;
   std::vector<DirLayer> dir_layers;
+  std::optional<DataRef> data;  // metadata-only: the data lies there
 };
 
 class NodeTable {
