@@ -190,6 +190,7 @@ int run(int argc, char** argv) {
     return fail("metacopy=on cannot be used with user.overlay.* markers "
                 "(userxattr, or a daemon that may not write trusted.*)");
   fs_config.metacopy = config.metacopy;
+  fs_config.quota = config.quota;
   umask(0);  // modes arrive with the caller's umask applied
   auto made = MergedFs::create(std::move(layers), std::move(fs_config));
   if (!made)
@@ -201,7 +202,8 @@ int run(int argc, char** argv) {
   daemon.fs = &fs;
   daemon.timeout = config.timeout;
   daemon.acl = true;
-  daemon.writeback = config.writeback;
+  // Under a quota EDQUOT must reach write(2), not a later writeback.
+  daemon.writeback = config.writeback && config.quota == 0;
   daemon.stats_on = config.stats;
   fuse_lowlevel_ops ops = make_ops(config.stats);
   FuseArgs args(fuse_arguments(config, fs.read_only()));

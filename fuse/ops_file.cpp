@@ -67,21 +67,29 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
 
 void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
                   fuse_file_info* fi) {
-  std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
-  fuse_bufvec out{};
-  out.count = 1;
-  out.buf[0].size = fuse_buf_size(in);
-  out.buf[0].flags =
-      static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  out.buf[0].fd = fd->get();
-  out.buf[0].pos = off;
-  ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
-  if (n < 0) {
-    reply_err(req, static_cast<int>(-n));
+  OpenFile& file = *file_of(fi);
+  std::shared_ptr<Fd> fd = current_fd(file);
+  size_t size = fuse_buf_size(in);
+  auto n = daemon_of(req).fs->sized_change(
+      file.node, fd->get(), off + static_cast<off_t>(size), size, file.append, false,
+      [&]() -> Result<uint64_t> {
+        fuse_bufvec out{};
+        out.count = 1;
+        out.buf[0].size = size;
+        out.buf[0].flags =
+            static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        out.buf[0].fd = fd->get();
+        out.buf[0].pos = off;
+        ssize_t done = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+        if (done < 0) return Error{static_cast<int>(-done)};
+        return static_cast<uint64_t>(done);
+      });
+  if (!n) {
+    reply_err(req, n.error());
     return;
   }
-  daemon_of(req).fs->note_data_end(file_of(fi)->node, off + n);
-  fuse_reply_write(req, static_cast<size_t>(n));
+  daemon_of(req).fs->note_data_end(file.node, off + static_cast<off_t>(*n));
+  fuse_reply_write(req, static_cast<size_t>(*n));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
@@ -93,7 +101,14 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
                   fuse_file_info* fi) {
   std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
-  auto r = allocate_fd(fd->get(), mode, off, len);
+  bool grows = !(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE));
+  auto r = daemon_of(req).fs->sized_change(
+      file_of(fi)->node, fd->get(), grows ? off + len : 0, 0, false, false,
+      [&]() -> Result<uint64_t> {
+        auto a = allocate_fd(fd->get(), mode, off, len);
+        if (!a) return Error{a.error()};
+        return 0;
+      });
   if (r && !(mode & FALLOC_FL_KEEP_SIZE))
     daemon_of(req).fs->note_data_end(file_of(fi)->node, off + len);
   reply_err(req, r ? 0 : r.error());
@@ -122,8 +137,14 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
   Daemon& d = daemon_of(req);
   std::shared_ptr<Fd> in = d.fs->read_fd(*file_of(fi_in));
   std::shared_ptr<Fd> out = current_fd(*file_of(fi_out));
-  auto n = copy_range(in->get(), &off_in, out->get(), &off_out, len,
-                      static_cast<unsigned>(flags));
+  auto n = d.fs->sized_change(
+      file_of(fi_out)->node, out->get(), off_out + static_cast<off_t>(len), len,
+      file_of(fi_out)->append, false, [&]() -> Result<uint64_t> {
+        auto c = copy_range(in->get(), &off_in, out->get(), &off_out, len,
+                            static_cast<unsigned>(flags));
+        if (!c) return Error{c.error()};
+        return static_cast<uint64_t>(*c);
+      });
   if (!n) {
     reply_err(req, n.error());
     return;

@@ -2,8 +2,8 @@
 //
 //   layerctl ps [--json]
 //
-// One row per mount: mountpoint, upper dir, writable-layer size and virtual
-// size, sorted by writable size (then virtual size), largest first. Mounts
+// One row per mount: mountpoint, upper dir, quota use and limit (if it has
+// one), writable-layer size and virtual size, sorted by writable size (then virtual size), largest first. Mounts
 // come from /proc/self/mountinfo and each daemon is asked for its dirs, so
 // a mount that was unmounted, or whose daemon died (ENOTCONN), is skipped.
 // A live mount that cannot be asked is named on stderr and the exit code
@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "layer_args.h"
 #include "layer_size.h"
+#include "quota.h"
 #include "one_line.h"
 
 namespace lfs::cli {
@@ -34,12 +35,15 @@ struct MountRow {
   MountInfo info;
   uint64_t size = 0;
   uint64_t virtual_size = 0;
+  uint64_t quota = 0;       // 0: none
+  uint64_t quota_used = 0;  // as quota.h counts it
 };
 
 // The writable size of `info`'s upper dir (0 for a read-only mount), or
 // a one-line reason it could not be measured.
-std::optional<std::string> writable_size(const MountInfo& info, uint64_t& out) {
-  out = 0;
+std::optional<std::string> writable_size(const MountInfo& info, uint64_t& out,
+                                         uint64_t& quota_used) {
+  out = quota_used = 0;
   if (info.upper.empty()) return std::nullopt;
   LayerPair layers;
   if (auto err = LayerPair::open(info.lowers, info.upper, layers)) return err;
@@ -47,12 +51,16 @@ std::optional<std::string> writable_size(const MountInfo& info, uint64_t& out) {
   if (auto failure = measure_layer(layers, SizeOptions{}, usage))
     return failure->message();
   out = usage.bytes;
+  auto used = walk_use(layers.upper_fd(), "", UseScope::kLayer);
+  if (!used) return fmt::format("upper dir '{}': {}", info.upper, error_text(used.error()));
+  quota_used = *used;
   return std::nullopt;
 }
 
 // Measures one mount; false when it went away meanwhile (skip it).
 bool measure_mount(MountRow& row, TreeSizes& trees) {
-  auto problem = writable_size(row.info, row.size);
+  auto problem = writable_size(row.info, row.size, row.quota_used);
+  row.quota = query_quota_limit(row.mountpoint);
   uint64_t lowers = 0;
   if (!problem) {
     if (auto failure = trees.total_of(row.info.lowers, lowers))
@@ -107,7 +115,9 @@ std::string render_json(const std::vector<MountRow>& rows) {
                    {"UpperDir", r.info.upper},
                    {"WorkDir", r.info.work},
                    {"SizeRw", r.size},
-                   {"SizeRootFs", r.virtual_size}});
+                   {"SizeRootFs", r.virtual_size},
+                   {"Quota", r.quota},
+                   {"QuotaUsed", r.quota_used}});
   return json_text(out) + "\n";
 }
 
@@ -118,12 +128,16 @@ std::string render_text(const std::vector<MountRow>& rows) {
     mp_width = std::max(mp_width, r.mountpoint.size());
     up_width = std::max(up_width, std::max<size_t>(r.info.upper.size(), 1));
   }
-  std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "MOUNTPOINT", mp_width,
-                                "UPPER DIR", up_width, "SIZE");
-  for (const MountRow& r : rows)
-    out += fmt::format("{:<{}}  {:<{}}  {} (virtual {})\n", r.mountpoint,
+  std::string out = fmt::format("{:<{}}  {:<{}}  {:<17}  {}\n", "MOUNTPOINT", mp_width,
+                                "UPPER DIR", up_width, "QUOTA", "SIZE");
+  for (const MountRow& r : rows) {
+    std::string quota = r.quota ? fmt::format("{} of {}", human_size(r.quota_used),
+                                              human_size(r.quota))
+                                : "-";
+    out += fmt::format("{:<{}}  {:<{}}  {:<17}  {} (virtual {})\n", r.mountpoint,
                        mp_width, r.info.upper.empty() ? "-" : r.info.upper,
-                       up_width, human_size(r.size), human_size(r.virtual_size));
+                       up_width, quota, human_size(r.size), human_size(r.virtual_size));
+  }
   return out;
 }
 

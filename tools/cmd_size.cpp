@@ -6,7 +6,8 @@
 // bytes on disk; --top N adds the copied-up vs new split and the N paths
 // holding the most bytes (directories summed), each marked new or
 // copied-up (a directory by where most of its bytes come from), and sparse
-// where its blocks are far below its size.
+// where its blocks are far below its size. A mount with a quota adds its
+// use and limit (the use counted as quota.h says, by a walk of the upper).
 #include <fmt/format.h>
 
 #include <memory>
@@ -14,6 +15,7 @@
 #include "commands.h"
 #include "layer_args.h"
 #include "layer_size.h"
+#include "quota.h"
 
 namespace lfs::cli {
 
@@ -28,6 +30,8 @@ struct SizeArgs {
 struct Measured {
   LayerUsage usage;
   uint64_t virtual_size = 0;
+  uint64_t quota = 0;       // the mount's limit; 0: none (or no mount)
+  uint64_t quota_used = 0;  // the upper's use as a quota counts it
 };
 
 std::string marks_of(const PathUsage& row) {
@@ -51,6 +55,8 @@ nlohmann::ordered_json to_json(const Measured& m) {
           {"DiskUsage", m.usage.disk},
           {"CopiedUp", m.usage.copied_up},
           {"New", m.usage.fresh},
+          {"Quota", m.quota},
+          {"QuotaUsed", m.quota_used},
           {"Top", top}};
 }
 
@@ -59,6 +65,8 @@ std::string render_text(const Measured& m, bool with_top) {
   std::string out = fmt::format("{} (virtual {})\non disk {}\n",
                                 human_size(u.bytes), human_size(m.virtual_size),
                                 human_size(u.disk));
+  if (m.quota)
+    out += fmt::format("quota {} of {}\n", human_size(m.quota_used), human_size(m.quota));
   if (!with_top) return out;
   out += fmt::format("copied-up {}, new {}\n", human_size(u.copied_up),
                      human_size(u.fresh));
@@ -83,6 +91,10 @@ void run_size(const SizeArgs& args) {
   if (auto failure = trees.total_of(layers.lower_paths(), lowers))
     fail(failure->message());
   m.virtual_size = lowers + m.usage.bytes;
+  auto used = walk_use(layers.upper_fd(), "", UseScope::kLayer);
+  if (!used) fail(fmt::format("upper dir '{}': {}", layers.upper_path(), error_text(used.error())));
+  m.quota_used = *used;
+  if (!args.layers.mountpoint.empty()) m.quota = query_quota_limit(args.layers.mountpoint);
   print_all(args.json ? json_text(to_json(m)) + "\n"
                       : render_text(m, args.top > 0));
 }

@@ -54,6 +54,16 @@ Result<MountInfo> query_mount_info(const std::string& mountpoint) {
   return mount_info_from_json(*text);
 }
 
+uint64_t query_quota_limit(const std::string& mountpoint) {
+  auto fd = open_path(mountpoint, O_PATH | O_DIRECTORY);
+  if (!fd) return 0;
+  auto text = get_xattr_at(fd->get(), "", kQuotaXattr);
+  if (!text) return 0;
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object() || !j.contains("limit") || !j["limit"].is_number_unsigned()) return 0;
+  return j["limit"].get<uint64_t>();
+}
+
 namespace {
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.

@@ -9,6 +9,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ inline constexpr const char* kMountInfoXattr = "user.layerfs.mountinfo";
 inline constexpr const char* kStatsXattr = "user.layerfs.stats";
 // ... and this one with where its upper grew, per path (`layerctl top`).
 inline constexpr const char* kGrowthXattr = "user.layerfs.growth";
+// ... and this one with its quota: {"used": N, "limit": N} (limit 0: none).
+inline constexpr const char* kQuotaXattr = "user.layerfs.quota";
 
 struct MountInfo {
   std::vector<std::string> lowers;  // topmost first
@@ -36,6 +39,10 @@ Result<MountInfo> mount_info_from_json(const std::string& text);
 // Asks the daemon serving `mountpoint`. ENODATA/ENOTSUP: not a layerfs
 // mount; ENOTCONN: its daemon is gone.
 Result<MountInfo> query_mount_info(const std::string& mountpoint);
+
+// The quota limit of the mount at `mountpoint` (kQuotaXattr), 0 when it
+// has none or cannot say.
+uint64_t query_quota_limit(const std::string& mountpoint);
 
 // Every fuse.layerfs mount point listed in /proc/self/mountinfo.
 std::vector<std::string> layerfs_mountpoints();

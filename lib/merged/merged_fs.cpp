@@ -38,8 +38,15 @@ Result<std::unique_ptr<MergedFs>> MergedFs::create(LayerStack layers,
     if (!u) return Error{u.error()};
     upper.emplace(std::move(*u));
   }
+  uint64_t limit = upper ? config.quota : 0;
   auto fs = std::make_unique<MergedFs>(std::move(layers), std::move(config));
   if (upper) fs->upper_.emplace(std::move(*upper));
+  if (limit) {
+    // The use is rebuilt from what the upper holds: it survives remounts.
+    auto used = walk_use(fs->layers_.root_fd(0), "", UseScope::kLayer);
+    if (!used) return Error{used.error()};
+    fs->quota_.start(limit, *used);
+  }
   return fs;
 }
 
@@ -331,7 +338,9 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
   auto fd = open_fd(node, v, flags);
   if (!fd) return Error{fd.error()};
   if (writing && S_ISREG(v.type)) learn_data_end(node, (*fd)->get());
-  return make_open_file(node, std::move(*fd), v.layer, writing);
+  auto file = make_open_file(node, std::move(*fd), v.layer, writing);
+  file->append = flags & O_APPEND;
+  return file;
 }
 
 std::shared_ptr<Fd> MergedFs::read_fd(OpenFile& f) {
@@ -399,6 +408,7 @@ Result<std::string> MergedFs::getxattr(Node* node, const std::string& name) {
       !config_.mount_info_json.empty())
     return config_.mount_info_json;
   if (node == nodes_.root() && name == kGrowthXattr && upper_) return growth_json(500);
+  if (node == nodes_.root() && name == kQuotaXattr && upper_) return quota_json();
   auto stored = layer_xattr_name(name);
   if (!stored) return Error{ENODATA};
   return getxattr_raw(node, view_of(*node), *stored);
@@ -425,7 +435,6 @@ Result<std::vector<std::string>> MergedFs::listxattr(Node* node) {
   return shown;
 }
 
-Result<struct statvfs> MergedFs::statfs() { return stat_fs(layers_.root_fd(0)); }
 
 Status MergedFs::access(Node* node, int mask, uid_t uid, gid_t gid) {
   auto st = getattr(node);

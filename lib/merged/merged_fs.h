@@ -26,6 +26,7 @@
 #include "layers.h"
 #include "merge.h"
 #include "node_table.h"
+#include "quota.h"
 #include "upper.h"
 
 namespace lfs {
@@ -46,6 +47,8 @@ struct FsConfig {
   // Metadata changes to a lower file copy its metadata only (kernel
   // overlayfs's metacopy=on); the data follows on the first write.
   bool metacopy = false;
+  // The most bytes the upper may hold (see quota.h); 0: no limit.
+  uint64_t quota = 0;
 };
 
 // One open file of a node. Reads follow the node into the upper when it is
@@ -56,6 +59,7 @@ struct OpenFile {
   std::shared_ptr<Fd> fd;
   unsigned layer;           // the layer fd belongs to
   bool writable;
+  bool append = false;      // fd has O_APPEND: writes land at its end
 };
 
 inline std::unique_ptr<OpenFile> make_open_file(Node* node,
@@ -132,6 +136,17 @@ class MergedFs {
   // The node's path in the mount ("/a/b"), "(deleted)" once it has none.
   std::string mount_path(Node* node);
   const LayerStack& layers() const { return layers_; }
+  const Quota& quota() const { return quota_; }
+  // {"used": N, "limit": N}: the root's answer to kQuotaXattr.
+  std::string quota_json() const;
+  // A change through open file `f` (its layer fd `fd`) that may move the
+  // file's end: to `end` at least, or, for an append, by `len`. Under a
+  // quota its growth is reserved first (EDQUOT when it would not fit, and
+  // the change does not run) and the size it really left counted after,
+  // shrinking included; `exact` says `end` is the new size (a truncate).
+  Result<uint64_t> sized_change(Node* node, int fd, int64_t end, uint64_t len,
+                                bool append, bool exact,
+                                const std::function<Result<uint64_t>()>& change);
   bool read_only() const { return !layers_.has_upper(); }
 
   // Resolves `name` in `parent`; counts one lookup on the returned node.
@@ -258,6 +273,8 @@ class MergedFs {
     bool over_whiteout;
   };
   Result<Slot> new_slot(Node* parent, const std::string& name);
+  // Quota for a new name in `slot` holding `data` bytes.
+  Result<Reservation> reserve_name(const Slot& slot, uint64_t data);
   // Makes a non-directory entry. A regular file stays open with
   // `open_flags` (O_CREAT|O_EXCL added) in the returned Fd; other types
   // return an empty Fd.
@@ -307,6 +324,7 @@ class MergedFs {
   MarkerNames markers_;  // the stack's marker names (metacopy read with them)
   std::optional<Upper> upper_;
   CopyMethods copy_methods_;
+  Quota quota_;
   FsCounters counters_;
   GrowthTable growth_;
   NodeTable nodes_;

@@ -39,14 +39,19 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
   int dir = t.dir->get();
   if (change.size) {
     if (S_ISDIR(v.type)) return Error{EISDIR};
-    Status r;
-    if (fd >= 0) {
-      r = truncate_fd(fd, *change.size);
-    } else {
+    Fd own;
+    if (fd < 0) {
       auto f = t.name.empty() ? open_path(proc_path(dir, ""), O_WRONLY)
                               : open_at(dir, t.name, O_WRONLY);
-      r = f ? truncate_fd(f->get(), *change.size) : Status{Error{f.error()}};
+      if (!f) return Error{f.error()};
+      own = std::move(*f);
+      fd = own.get();
     }
+    auto r = sized_change(node, fd, *change.size, 0, false, true, [&]() -> Result<uint64_t> {
+      auto t = truncate_fd(fd, *change.size);
+      if (!t) return Error{t.error()};
+      return 0;
+    });
     if (!r) return Error{r.error()};
     note_resized(node, *change.size);
   }

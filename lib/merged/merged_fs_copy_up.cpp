@@ -115,6 +115,11 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
   auto parent_st = stat_at(dest_fd, "");
   if (!parent_st) return Error{parent_st.error()};
 
+  // Under a quota: refused before anything is copied if it would not fit.
+  bool with_bytes = S_ISLNK(v.type) || (S_ISREG(v.type) && what == CopyUp::kData);
+  auto held = Reservation::take(
+      quota_, kEntryBytes + (with_bytes ? static_cast<uint64_t>(st->st_size) : 0));
+  if (!held) return Error{held.error()};
   auto started = std::chrono::steady_clock::now();
   Fd data_src;  // a metadata-only lower file's data, further down
   if (v.data && what == CopyUp::kData) {
@@ -135,6 +140,7 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
     if (marked && *marked) unmark_impure(parent, dest_fd);
     return installed;
   }
+  held->keep();
   {
     std::lock_guard lock(node->mu);
     node->layer = 0;
@@ -172,6 +178,9 @@ Status MergedFs::fill_data_locked(Node* node, const NodeView& v, bool empty) {
   std::string ignored;
   auto still = is_metacopy(out->get(), "", upper_->names(), &ignored);
   if (!still) return Error{still.error()};
+  auto held = Reservation::take(
+      quota_, *still && !empty ? static_cast<uint64_t>(before->st_size) : 0);
+  if (!held) return Error{held.error()};
   auto started = std::chrono::steady_clock::now();
   Status filled;
   if (!*still) {
@@ -190,6 +199,7 @@ Status MergedFs::fill_data_locked(Node* node, const NodeView& v, bool empty) {
     if (filled) filled = remove_xattr_at(out->get(), "", upper_->names().metacopy);
   }
   if (!filled) return filled;
+  held->keep();
   {
     std::lock_guard lock(node->mu);
     node->data.reset();

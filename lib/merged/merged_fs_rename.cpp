@@ -164,6 +164,11 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
   } else {
     auto existing = upper_entry(to_fd, new_name);
     if (!existing) return Error{existing.error()};
+    // The quota: what the new name held goes, a whiteout may stay behind.
+    Result<uint64_t> replaced = 0;
+    if (quota_.on()) replaced = walk_use(to_fd, new_name, UseScope::kRemoved);
+    if (!replaced) return Error{replaced.error()};
+
     if (S_ISDIR(*existing)) {
       // An empty merged dir may still hold whiteouts in the upper: swap in
       // an empty directory first so that rename(2) can replace it.
@@ -204,6 +209,11 @@ Status MergedFs::rename(Node* parent, const std::string& name, Node* new_parent,
     }
     // Moved: a ".wh.NAME" left beside it only hides what it already hides.
     (void)upper_->drop_wh_file(to_fd, new_name);
+    if (quota_.on()) {
+      auto left = walk_use(from_fd, name, UseScope::kRemoved);  // a whiteout, or nothing
+      quota_.release(*replaced);
+      quota_.force(left ? *left : 0);
+    }
     nodes_.move(parent, name, new_parent, new_name);
   }
   unmark_to.keep();

@@ -12,6 +12,11 @@
 
 namespace lfs {
 
+Result<Reservation> MergedFs::reserve_name(const Slot& slot, uint64_t data) {
+  // A name over a whiteout replaces it: no new name then.
+  return Reservation::take(quota_, (slot.existing ? 0 : kEntryBytes) + data);
+}
+
 Result<MergedFs::Slot> MergedFs::new_slot(Node* parent, const std::string& name) {
   auto ok = writable();
   if (!ok) return Error{ok.error()};
@@ -129,6 +134,8 @@ Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
     const std::string& target, const Caller& who, int open_flags) {
   auto slot = new_slot(parent, name);
   if (!slot) return Error{slot.error()};
+  auto held = reserve_name(*slot, S_ISLNK(mode) ? target.size() : 0);
+  if (!held) return Error{held.error()};
   // Over a whiteout the entry is made in the work dir, then swapped in.
   std::string made_as = slot->over_whiteout ? upper_->temp_name() : name;
   int dir = slot->over_whiteout ? upper_->work() : slot->dir->get();
@@ -148,6 +155,7 @@ Result<std::pair<MergedFs::Entry, Fd>> MergedFs::create_entry(
     (void)unlink_at(dir, made_as, false);
     return Error{fin.error()};
   }
+  held->keep();
   auto entry = adopt(parent, name, slot->dir->get(), false);
   if (!entry) return Error{entry.error()};
   return std::make_pair(std::move(*entry), std::move(*made));
@@ -176,9 +184,9 @@ Result<std::pair<MergedFs::Entry, std::unique_ptr<OpenFile>>> MergedFs::create_f
   Node* node = made->first.first;
   node->data_end.store(0);  // a new, empty file
   auto fd = track_open(node, std::move(made->second));
-  return std::make_pair(std::move(made->first),
-                        make_open_file(node, std::move(fd), 0,
-                                       (flags & O_ACCMODE) != O_RDONLY));
+  auto file = make_open_file(node, std::move(fd), 0, (flags & O_ACCMODE) != O_RDONLY);
+  file->append = flags & O_APPEND;
+  return std::make_pair(std::move(made->first), std::move(file));
 }
 
 Result<MergedFs::Entry> MergedFs::make_symlink(Node* parent,
@@ -194,6 +202,8 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
                                            mode_t mode, const Caller& who) {
   auto slot = new_slot(parent, name);
   if (!slot) return Error{slot.error()};
+  auto held = reserve_name(*slot, 0);
+  if (!held) return Error{held.error()};
   if (!slot->over_whiteout) {
     auto made = make_dir_at(slot->dir->get(), name, mode & 07777);
     if (!made) return Error{made.error()};
@@ -215,6 +225,7 @@ Result<MergedFs::Entry> MergedFs::make_dir(Node* parent, const std::string& name
       return Error{fin.error()};
     }
   }
+  held->keep();
   return adopt(parent, name, slot->dir->get(), slot->over_whiteout);
 }
 
@@ -226,6 +237,8 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
   if (!slot) return Error{slot.error()};
   auto up = copy_up(node);
   if (!up) return Error{up.error()};
+  auto held = reserve_name(*slot, 0);  // the data is the one inode's
+  if (!held) return Error{held.error()};
   auto src = locate(node, 0);
   if (!src) return Error{src.error()};
   // Both names must report the origin's st_ino, also after a remount.
@@ -247,6 +260,7 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
     }
   }
   unmark.keep();
+  held->keep();
   nodes_.add_link(node, parent, name);
   changed(parent);
   auto st = getattr(node);
@@ -296,6 +310,10 @@ Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
     if (!lower) return Error{lower.error()};
     existing = v.type;
   }
+  // What the upper's entry counts against a quota, given back when it goes.
+  Result<uint64_t> freed = 0;
+  if (quota_.on() && v.layer == 0) freed = walk_use(dir_fd_, name, UseScope::kRemoved);
+  if (!freed) return Error{freed.error()};
   Status result;
   if (*lower) {
     result = make_whiteout(parent, dir_fd_, name, existing);
@@ -308,6 +326,8 @@ Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
     result = unlink_at(dir_fd_, name, false);
   }
   if (!result) return result;
+  quota_.release(*freed);
+  if (*lower) quota_.force(kEntryBytes);  // the whiteout: removing always works
   nodes_.remove_name(parent, name);
   changed(parent);
   return {};

@@ -50,6 +50,7 @@ struct Node {
   std::weak_ptr<const Fd> open_fd;  // the latest open file, for fstat once unlinked
 
   std::mutex copy_up_mu;  // serialises copy-up of this node; before mu
+  std::mutex size_mu;     // under a quota: serialises changes of its size
 
   // A regular file's data end in the upper once known (-1 before), so that
   // a write past it counts as growth (see growth_table.h). Lock-free.
