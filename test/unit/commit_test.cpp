@@ -265,7 +265,7 @@ TEST_CASE("a failed commit leaves no output file behind") {
   std::string bad = s.tmp / "bad";
   test::write_file(bad + "/file", "data");
   if (s.privileged) {
-    // Data kept elsewhere (overlay metacopy) cannot be committed.
+    // Data kept below (overlay metacopy) cannot be committed without the lowers.
     REQUIRE(test::set_xattr(bad + "/file", "trusted.overlay.metacopy", ""));
   } else {
     chmod_(bad + "/file", 0);
@@ -318,5 +318,35 @@ TEST_CASE("a renamed lower directory is committed whole, as an opaque dir") {
   auto refused = commit_layer(CommitSource{upper, {}}, Compression::kNone, tmp / "m.tar", d);
   REQUIRE(refused);
   CHECK(refused->find("redirect") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(tmp / "m.tar"));
+}
+
+TEST_CASE("a metadata-only file is committed with its data from below") {
+  // The upper of `chmod 0600 file` under overlayfs metacopy=on: the same
+  // size with no data, the data still in the lower.
+  ScopedTempDir tmp;
+  std::string lower = tmp / "lower", upper = tmp / "upper";
+  test::write_file(lower + "/file", "the data, below");
+  test::write_file(upper + "/file", "");
+  REQUIRE(::truncate((upper + "/file").c_str(), 15) == 0);
+  chmod_(upper + "/file", 0600);
+  REQUIRE(test::set_xattr(upper + "/file", ::geteuid() == 0 ? "trusted.overlay.metacopy" : "user.overlay.metacopy", ""));
+  LayerDigests d;
+  auto err = commit_layer(CommitSource{upper, {lower}}, Compression::kNone, tmp / "l.tar", d);
+  INFO(err.value_or(""));
+  REQUIRE_FALSE(err);
+  auto entries = test::read_archive(tmp / "l.tar");
+  bool found = false;
+  for (const auto& e : entries)
+    if (e.name == "file") {
+      found = true;
+      CHECK(e.data == "the data, below");
+      CHECK(e.perm == 0600);
+    }
+  CHECK(found);
+  // Without the lowers the data is nowhere: a clear refusal.
+  auto refused = commit_layer(CommitSource{upper, {}}, Compression::kNone, tmp / "m.tar", d);
+  REQUIRE(refused);
+  CHECK(refused->find("metacopy") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(tmp / "m.tar"));
 }

@@ -159,3 +159,14 @@ TEST_CASE("human sizes follow docker: decimal units, 3 digits") {
   CHECK(human_size(999999) == "1e+03kB");  // docker prints the same
   CHECK(human_size(12345678901234ull) == "12.3TB");
 }
+
+TEST_CASE("a metadata-only file's data counts below, not in the layer") {
+  Layers l;
+  test::write_file(l.lo("big"), bytes(4096));
+  test::write_file(l.up("big"), "");
+  REQUIRE(::truncate(l.up("big").c_str(), 4096) == 0);
+  REQUIRE(test::set_xattr(l.up("big"), ::geteuid() == 0 ? "trusted.overlay.metacopy" : "user.overlay.metacopy", ""));
+  LayerUsage u = l.measure();
+  CHECK(u.bytes == 0);
+  CHECK(u.copied_up == 0);
+}
