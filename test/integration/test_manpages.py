@@ -21,7 +21,7 @@ FLAGS = ["-f", "-d", "--debug", "-o", "-h", "--help", "-V", "--version"]
 VALID = {"lowerdir": None, "uidmapping": "0:0:1", "gidmapping": "0:0:1",
          "squash_to_uid": "0", "squash_to_gid": "0", "xattr_permissions": "0",
          "timeout": "1", "fsync": "1", "writeback": "1", "max_read": "4096",
-         "stats": "1"}
+         "stats": "1", "metacopy": "off", "quota": "1M"}
 
 
 def run(args, **kw):
@@ -125,7 +125,7 @@ def accepted(problems, tmp, names):
         if bare == "lowerdir":
             continue
         opt = bare + "=" + VALID.get(bare, "x") if name.endswith("=") else bare
-        if bare in ("upperdir", "workdir"):  # each needs the other
+        if bare in ("upperdir", "workdir", "quota"):  # each needs the others
             opt += f",upperdir={tmp},workdir={tmp}"
         r = run([harness.LAYERFS, "-o", f"lowerdir={low},{opt}", missing])
         if "unknown option" in r.stderr or "does not exist" not in r.stderr:
