@@ -182,8 +182,10 @@ int run(int argc, char** argv) {
   fs_config.fsync = config.fsync;
   // trusted.overlay.* markers where they may be written (not by root in a
   // user namespace), as kernel overlayfs writes them; user.overlay.* else.
-  fs_config.privileged =
-      layers.has_upper() && !config.userxattr && trusted_xattrs_writable(workdir.get());
+  // A read-only stack writes none: it reads the trusted ones where root may.
+  fs_config.privileged = !config.userxattr &&
+                         (layers.has_upper() ? trusted_xattrs_writable(workdir.get())
+                                             : geteuid() == 0);
   // As the kernel refuses userxattr,metacopy=on: user.* markers come
   // without redirects, and metadata-only files need them to be found.
   if (config.metacopy && layers.has_upper() && !fs_config.privileged)

@@ -173,7 +173,9 @@ Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
   if (made) made = copy_metadata(upper, src_dir, name, st, temp, origin);
   if (made && what == CopyUp::kMeta && S_ISREG(st.st_mode))
     made = set_xattr_at(work, temp, upper.names().metacopy, "");
-  if (made && data_fd.valid() && upper.fsync()) made = sync_fd(data_fd.get(), false);
+  // Only copied data needs making durable (nor does the kernel sync others).
+  if (made && data_fd.valid() && what == CopyUp::kData && upper.fsync())
+    made = sync_fd(data_fd.get(), false);
   if (!made) {
     (void)upper.remove_temp(temp);
     return Error{made.error()};

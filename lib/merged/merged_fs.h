@@ -248,8 +248,22 @@ class MergedFs {
   // Makes sure the node exists in the upper, with what `what` asks for: a
   // metadata-only file (kMeta, under metacopy=on) gets its data for kData
   // and is emptied for kEmpty.
-  Status copy_up(Node* node, CopyUp what = CopyUp::kData);
-  Status copy_up_locked(Node* node, const NodeView& v, CopyUp what);
+  // Under a quota the node and the ancestors it needs are paid for at
+  // once, so that one that would not fit copies nothing; `forced` counts
+  // them even past the quota (the parents of a removal: removing works).
+  Status copy_up(Node* node, CopyUp what = CopyUp::kData, bool forced = false);
+  // Quota paid in advance for a chain of copy-ups; what is left goes back.
+  struct Prepaid {
+    uint64_t left = 0;
+  };
+  Status copy_up_chain(Node* node, CopyUp what, Prepaid& paid);
+  Status copy_up_locked(Node* node, const NodeView& v, CopyUp what, Prepaid& paid);
+  // What copying `node` (and its ancestors below the upper) up adds to the use.
+  Result<uint64_t> copy_up_cost(Node* node, const NodeView& v, CopyUp what);
+  // kMeta where metacopy=on allows it for `v`, kData else.
+  CopyUp effective(CopyUp what, const NodeView& v) const;
+  // The node in the upper already: fills a metadata-only file if `what` asks.
+  Status fill_if_wanted(Node* node, CopyUp what);
   // The data of a metadata-only upper file copied in, in place, and its
   // metacopy marker removed last (so a crash leaves it metadata-only);
   // `empty`: none copied, the file emptied instead.
@@ -257,7 +271,7 @@ class MergedFs {
   // Opens the data file of metadata-only `v` (v.data set).
   Result<Fd> data_fd(Node* node, const NodeView& v, int flags);
   // The upper fd of directory `dir`, copying it up first.
-  Result<std::shared_ptr<const Fd>> upper_dir(Node* dir);
+  Result<std::shared_ptr<const Fd>> upper_dir(Node* dir, bool forced = false);
   // Whether any layer below the upper shows `name` in `parent`.
   Result<bool> lower_has(Node* parent, const std::string& name);
   // What the upper holds at parent/name: 0, or its S_IFMT (whiteouts too).

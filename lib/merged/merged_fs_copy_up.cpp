@@ -50,47 +50,83 @@ void MergedFs::unmark_impure(Node* dir, int upper_fd) {
     dir->dir_layers[0].marks.impure = false;
 }
 
-Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir) {
-  auto up = copy_up(dir);
+Result<std::shared_ptr<const Fd>> MergedFs::upper_dir(Node* dir, bool forced) {
+  auto up = copy_up(dir, CopyUp::kData, forced);
   if (!up) return Error{up.error()};
   return dir_fd(dir, 0);
 }
 
-namespace {
-
-// Whether a node in the upper still lacks what `what` asks for.
-bool wants_more(const NodeView& v, CopyUp what) {
-  return v.data && what != CopyUp::kMeta;
+CopyUp MergedFs::effective(CopyUp what, const NodeView& v) const {
+  if (what == CopyUp::kMeta && !(config_.metacopy && S_ISREG(v.type))) return CopyUp::kData;
+  return what;
 }
 
-}  // namespace
+Status MergedFs::fill_if_wanted(Node* node, CopyUp what) {
+  // Whether a node in the upper still lacks what `what` asks for.
+  auto wants_more = [what](const NodeView& v) { return v.data && what != CopyUp::kMeta; };
+  if (!wants_more(view_of(*node))) return {};
+  std::lock_guard serial(node->copy_up_mu);
+  NodeView v = view_of(*node);
+  return wants_more(v) ? fill_data_locked(node, v, what == CopyUp::kEmpty) : Status{};
+}
 
-Status MergedFs::copy_up(Node* node, CopyUp what) {
+Result<uint64_t> MergedFs::copy_up_cost(Node* node, const NodeView& v, CopyUp what) {
+  uint64_t cost = kEntryBytes;
+  if (S_ISLNK(v.type) || (S_ISREG(v.type) && effective(what, v) == CopyUp::kData)) {
+    auto st = raw_stat(node, v);
+    if (!st) return Error{st.error()};
+    cost += static_cast<uint64_t>(st->st_size);
+  }
+  for (Node* n = nodes_.parent_and_name(node).first; n && n != nodes_.root();
+       n = nodes_.parent_and_name(n).first) {
+    if (view_of(*n).layer == 0) break;
+    cost += kEntryBytes;
+  }
+  return cost;
+}
+
+Status MergedFs::copy_up(Node* node, CopyUp what, bool forced) {
   auto ok = writable();
   if (!ok) return ok;
   if (node == nodes_.root()) return {};
   NodeView v = view_of(*node);
-  if (v.layer == 0 && !wants_more(v, what)) return {};
-  if (v.layer == 0) {
-    std::lock_guard serial(node->copy_up_mu);
-    v = view_of(*node);
-    return wants_more(v, what) ? fill_data_locked(node, v, what == CopyUp::kEmpty)
-                               : Status{};
+  if (v.layer == 0) return fill_if_wanted(node, what);
+  Prepaid paid;
+  if (quota_.on()) {
+    auto cost = copy_up_cost(node, v, what);
+    if (!cost) return Error{cost.error()};
+    if (forced) {
+      quota_.force(*cost);
+    } else {
+      auto held = quota_.reserve(*cost);
+      if (!held) return held;
+    }
+    paid.left = *cost;
   }
-  auto [parent, name] = nodes_.parent_and_name(node);
-  if (!parent) return Error{ENOENT};
-  auto parent_up = copy_up(parent);  // ancestors first
-  if (!parent_up) return parent_up;
-  std::lock_guard serial(node->copy_up_mu);
-  v = view_of(*node);
-  if (v.layer == 0)  // another thread did it meanwhile
-    return wants_more(v, what) ? fill_data_locked(node, v, what == CopyUp::kEmpty)
-                               : Status{};
-  return copy_up_locked(node, v, what);
+  auto done = copy_up_chain(node, what, paid);
+  quota_.release(paid.left);
+  return done;
 }
 
-Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
-  if (what == CopyUp::kMeta && !(config_.metacopy && S_ISREG(v.type))) what = CopyUp::kData;
+Status MergedFs::copy_up_chain(Node* node, CopyUp what, Prepaid& paid) {
+  if (node == nodes_.root()) return {};
+  if (view_of(*node).layer == 0) return fill_if_wanted(node, what);
+  auto [parent, name] = nodes_.parent_and_name(node);
+  if (!parent) return Error{ENOENT};
+  auto parent_up = copy_up_chain(parent, CopyUp::kData, paid);  // ancestors first
+  if (!parent_up) return parent_up;
+  std::unique_lock serial(node->copy_up_mu);
+  NodeView v = view_of(*node);
+  if (v.layer == 0) {  // another thread did it meanwhile
+    serial.unlock();
+    return fill_if_wanted(node, what);
+  }
+  return copy_up_locked(node, v, what, paid);
+}
+
+Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what,
+                                Prepaid& paid) {
+  what = effective(what, v);
   auto [parent, name] = nodes_.parent_and_name(node);
   if (!parent) return Error{ENOENT};
   // The source: a directory by its own fd (it may sit at a redirected
@@ -115,11 +151,15 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
   auto parent_st = stat_at(dest_fd, "");
   if (!parent_st) return Error{parent_st.error()};
 
-  // Under a quota: refused before anything is copied if it would not fit.
+  // Under a quota: from what was paid in advance (see copy_up), the rest
+  // (a file grown since) refused before anything is copied if it won't fit.
   bool with_bytes = S_ISLNK(v.type) || (S_ISREG(v.type) && what == CopyUp::kData);
-  auto held = Reservation::take(
-      quota_, kEntryBytes + (with_bytes ? static_cast<uint64_t>(st->st_size) : 0));
+  uint64_t cost = kEntryBytes + (with_bytes ? static_cast<uint64_t>(st->st_size) : 0);
+  uint64_t prepaid = std::min(paid.left, cost);
+  auto held = Reservation::take(quota_, cost - prepaid);
   if (!held) return Error{held.error()};
+  paid.left -= prepaid;
+  Rollback refund([&paid, prepaid] { paid.left += prepaid; });
   auto started = std::chrono::steady_clock::now();
   Fd data_src;  // a metadata-only lower file's data, further down
   if (v.data && what == CopyUp::kData) {
@@ -141,6 +181,7 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what) {
     return installed;
   }
   held->keep();
+  refund.keep();
   {
     std::lock_guard lock(node->mu);
     node->layer = 0;

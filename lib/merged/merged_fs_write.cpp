@@ -235,10 +235,10 @@ Result<MergedFs::Entry> MergedFs::link(Node* node, Node* parent,
   if (S_ISDIR(v.type)) return Error{EPERM};
   auto slot = new_slot(parent, name);
   if (!slot) return Error{slot.error()};
-  auto up = copy_up(node);
-  if (!up) return Error{up.error()};
   auto held = reserve_name(*slot, 0);  // the data is the one inode's
   if (!held) return Error{held.error()};
+  auto up = copy_up(node);
+  if (!up) return Error{up.error()};
   auto src = locate(node, 0);
   if (!src) return Error{src.error()};
   // Both names must report the origin's st_ino, also after a remount.
@@ -295,7 +295,7 @@ Status MergedFs::remove_entry(Node* parent, const std::string& name, bool is_dir
 
 Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
                         bool is_dir) {
-  auto dir = upper_dir(parent);
+  auto dir = upper_dir(parent, true);  // removing works on a full quota
   if (!dir) return Error{dir.error()};
   int dir_fd_ = (*dir)->get();
   // No copy-up of the node may land between reading its layer and the change.
