@@ -287,6 +287,9 @@ class MergedFs {
     bool over_whiteout;
   };
   Result<Slot> new_slot(Node* parent, const std::string& name);
+  // Why a growth to `size` that the quota refused fails: EFBIG where the
+  // upper's filesystem could not hold that size anyway, else EDQUOT.
+  int refusal(int64_t size);
   // Quota for a new name in `slot` holding `data` bytes.
   Result<Reservation> reserve_name(const Slot& slot, uint64_t data);
   // Makes a non-directory entry. A regular file stays open with

@@ -1,6 +1,7 @@
 // MergedFs: the writable layer's quota (see quota.h) as the mount shows it
 // (statfs, the root's kQuotaXattr) and the changes of a file's size that
 // it counts; the changes of names count themselves where they happen.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -32,6 +33,18 @@ Result<struct statvfs> MergedFs::statfs() {
   return sv;
 }
 
+int MergedFs::refusal(int64_t size) {
+  // A size the filesystem cannot hold at all is its error (EFBIG), not
+  // the quota's: asked of a sparse temp file in the work dir.
+  std::string temp = upper_->temp_name();
+  auto probe = open_at(upper_->work(), temp, O_CREAT | O_EXCL | O_WRONLY, 0600);
+  if (!probe) return EDQUOT;
+  auto sized = truncate_fd(probe->get(), size);
+  (void)unlink_at(upper_->work(), temp, false);
+  if (!sized && (sized.error() == EFBIG || sized.error() == EINVAL)) return sized.error();
+  return EDQUOT;
+}
+
 Result<uint64_t> MergedFs::sized_change(Node* node, int fd, int64_t end,
                                         uint64_t len, bool append, bool exact,
                                         const std::function<Result<uint64_t>()>& change) {
@@ -48,7 +61,7 @@ Result<uint64_t> MergedFs::sized_change(Node* node, int fd, int64_t end,
                             : exact ? end : std::max(old_size, end);
   uint64_t growth = new_size > old_size ? static_cast<uint64_t>(new_size - old_size) : 0;
   auto held = quota_.reserve(growth);
-  if (!held) return Error{held.error()};
+  if (!held) return Error{refusal(new_size)};
   auto done = change();
   auto after = stat_at(fd, "");
   int64_t left = after ? after->st_size : (done ? new_size : old_size);
