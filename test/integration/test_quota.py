@@ -404,6 +404,17 @@ def refused_when_full(problems, mnt, upper, victim):
             err = ctypes.get_errno()
             if err == errno.EDQUOT:
                 problems.append("full: fallocate with KEEP_SIZE (no size change) got EDQUOT")
+        # A size the upper's filesystem cannot hold at all gets its error
+        # (pjdfstest truncate/12), not the quota's.
+        huge = 999999999999999
+        probe = os.path.join(os.path.dirname(upper), "size-probe")
+        with open(probe, "wb") as f:
+            fs_says = attempt(lambda: os.ftruncate(f.fileno(), huge))
+        os.unlink(probe)
+        want = ("err", "EDQUOT") if fs_says[0] == "ok" else fs_says
+        r = attempt(lambda: os.ftruncate(fd, huge))
+        if r != want:
+            problems.append(f"full: ftruncate to {huge}: {r}, not {want} (the filesystem says {fs_says})")
         r = attempt(lambda: os.pwrite(fd, b"O" * 4096, 0))
         if r != ("ok", 4096):
             problems.append(f"full: an overwrite in place (no growth) of 4 KiB: {r}")
