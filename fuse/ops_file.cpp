@@ -34,6 +34,17 @@ void reply_open_file(fuse_req_t req, fuse_file_info* fi,
 
 namespace {
 
+// `size` bytes of `fd` at `off`, as libfuse moves data to and from files.
+fuse_bufvec fd_bufvec(int fd, size_t size, off_t off) {
+  fuse_bufvec v{};
+  v.count = 1;
+  v.buf[0].size = size;
+  v.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  v.buf[0].fd = fd;
+  v.buf[0].pos = off;
+  return v;
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
   int flags = layer_open_flags(d, fi->flags);
@@ -55,13 +66,7 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
              fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
   std::shared_ptr<Fd> fd = d.fs->read_fd(*file_of(fi));
-  fuse_bufvec buf{};
-  buf.count = 1;
-  buf.buf[0].size = size;
-  buf.buf[0].flags =
-      static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = fd->get();
-  buf.buf[0].pos = off;
+  fuse_bufvec buf = fd_bufvec(fd->get(), size, off);
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
@@ -73,13 +78,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
   auto n = daemon_of(req).fs->sized_change(
       file.node, fd->get(), off + static_cast<off_t>(size), size, file.append, false,
       [&]() -> Result<uint64_t> {
-        fuse_bufvec out{};
-        out.count = 1;
-        out.buf[0].size = size;
-        out.buf[0].flags =
-            static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-        out.buf[0].fd = fd->get();
-        out.buf[0].pos = off;
+        fuse_bufvec out = fd_bufvec(fd->get(), size, off);
         ssize_t done = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
         if (done < 0) return Error{static_cast<int>(-done)};
         return static_cast<uint64_t>(done);

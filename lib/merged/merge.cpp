@@ -32,6 +32,15 @@ std::string strip_slashes(const std::string& p) {
   return p.substr(b, e - b + 1);
 }
 
+// The parent's instance in layer `l`, or null where the parent has none.
+Result<std::shared_ptr<const Fd>> parent_in(const std::vector<DirLayer>& parent,
+                                            const StackView& stack, unsigned l) {
+  bool has = false;
+  for (const auto& p : parent) has |= p.layer == l;
+  if (!has) return std::shared_ptr<const Fd>();
+  return stack.parent_fd(l);
+}
+
 // Continues a directory's merge in the layers below `from` following a
 // redirect: an absolute one from each layer's root, a relative one under
 // the parent's instance.
@@ -45,11 +54,9 @@ Status follow_redirect(const std::vector<DirLayer>& parent,
       where.path = strip_slashes(redirect);
       fd = open_beneath(stack.root_fd(l), where.path, O_PATH | O_DIRECTORY);
     } else {
-      bool parent_has = false;
-      for (const auto& p : parent) parent_has |= p.layer == l;
-      if (!parent_has) continue;
-      auto pfd = stack.parent_fd(l);
+      auto pfd = parent_in(parent, stack, l);
       if (!pfd) return Error{pfd.error()};
+      if (!*pfd) continue;
       where.alt_name = redirect;
       fd = open_at((*pfd)->get(), redirect, O_PATH | O_DIRECTORY);
     }
@@ -99,11 +106,9 @@ Result<DataRef> find_data(const std::vector<DirLayer>& parent, const StackView& 
         dir = std::make_shared<const Fd>(std::move(*fd));
       }
     } else {
-      bool parent_has = false;
-      for (const auto& p : parent) parent_has |= p.layer == l;
-      if (!parent_has) continue;
-      auto pfd = stack.parent_fd(l);
+      auto pfd = parent_in(parent, stack, l);
       if (!pfd) return Error{pfd.error()};
+      if (!*pfd) continue;
       dir = *pfd;
       leaf = where.empty() ? name : where;
     }
