@@ -335,8 +335,20 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
     return make_open_file(node, std::make_shared<Fd>(std::move(*data)), v.data->layer,
                           false);
   }
-  auto fd = open_fd(node, v, flags);
+  // Under a quota the truncation of O_TRUNC is counted as any other.
+  bool counted_trunc = quota_.on() && (flags & O_TRUNC) && S_ISREG(v.type);
+  auto fd = open_fd(node, v, counted_trunc ? flags & ~O_TRUNC : flags);
   if (!fd) return Error{fd.error()};
+  if (counted_trunc) {
+    int raw = (*fd)->get();
+    auto cut = sized_change(node, raw, 0, 0, false, true, [raw]() -> Result<uint64_t> {
+      auto t = truncate_fd(raw, 0);
+      if (!t) return Error{t.error()};
+      return 0;
+    });
+    if (!cut) return Error{cut.error()};
+    note_resized(node, 0);
+  }
   if (writing && S_ISREG(v.type)) learn_data_end(node, (*fd)->get());
   auto file = make_open_file(node, std::move(*fd), v.layer, writing);
   file->append = flags & O_APPEND;
