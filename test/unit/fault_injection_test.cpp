@@ -24,6 +24,7 @@
 #include "fault.h"
 #include "layers.h"
 #include "merged_fs.h"
+#include "quota.h"
 #include "temp_tree.h"
 
 using namespace lfs;
@@ -61,7 +62,12 @@ void describe(const std::string& root, const std::string& rel, TreeState& out) {
   std::ostringstream d;
   d << std::oct << st.st_mode << std::dec << " " << st.st_uid << ":" << st.st_gid << " "
     << xattrs_of(p);
-  if (S_ISREG(st.st_mode)) {
+  // A metadata-only file's bytes are no data of the layer (its data is
+  // below): a data copy-up that failed may have left some in place.
+  bool metadata_only = xattrs_of(p).find("overlay.metacopy=") != std::string::npos;
+  if (S_ISREG(st.st_mode) && metadata_only) {
+    d << " size=" << st.st_size << " metadata-only";
+  } else if (S_ISREG(st.st_mode)) {
     std::ifstream in(p, std::ios::binary);
     std::stringstream content;
     content << in.rdbuf();
@@ -107,7 +113,8 @@ struct Stack {
   std::unique_ptr<MergedFs> fs;
   std::string upper = tmp / "upper";
 
-  Stack() {
+  // With `features`: metacopy=on and a quota that everything fits in.
+  explicit Stack(bool features = false) {
     test::make_dirs(tmp / "lower/emptydir");
     test::make_dirs(upper);
     test::make_dirs(tmp / "work");
@@ -128,6 +135,10 @@ struct Stack {
     config.workdir = work.get();
     config.privileged = ::geteuid() == 0;
     config.fsync = true;
+    if (features) {
+      config.metacopy = true;
+      config.quota = 1 << 30;
+    }
     auto made = MergedFs::create(std::move(layers), std::move(config));
     REQUIRE(made);
     fs = std::move(*made);
@@ -137,6 +148,14 @@ struct Stack {
   Node* find(const std::string& name) {
     auto r = fs->lookup(fs->root(), name);
     return r ? r->first : nullptr;
+  }
+  // The quota's use as a walk of the upper finds it (quota.h).
+  uint64_t walked_use() const {
+    auto fd = open_path(upper, O_PATH | O_DIRECTORY);
+    REQUIRE(fd);
+    auto used = walk_use(fd->get(), "", UseScope::kLayer);
+    REQUIRE(used);
+    return *used;
   }
   // Everything an operation may change, in one state.
   TreeState state() const {
@@ -167,6 +186,7 @@ struct Scenario {
   std::function<void(Stack&)> prepare;
   // The operation; true when it succeeded.
   std::function<bool(Stack&)> run;
+  bool features = false;  // the Stack runs with metacopy=on and a quota
 };
 
 std::vector<Scenario> scenarios() {
@@ -247,6 +267,48 @@ std::vector<Scenario> scenarios() {
          return !commit_layer(CommitSource{s.upper, {s.tmp / "lower"}}, Compression::kGzip,
                               s.tmp / "out/layer.tar.gz", d);
        }},
+      {"metadata-only copy-up (chmod, metacopy=on)", "file",
+       [](Stack&) {},
+       [](Stack& s) {
+         AttrChange c;
+         c.mode = 0600;
+         Node* n = s.find("file");
+         return n && s.fs->setattr(n, c, -1);
+       },
+       true},
+      {"the data of a metadata-only file (open for write)", "",
+       [](Stack& s) {
+         AttrChange c;
+         c.mode = 0600;
+         Node* n = s.find("file");
+         REQUIRE(n);
+         REQUIRE(s.fs->setattr(n, c, -1));
+       },
+       [](Stack& s) {
+         Node* n = s.find("file");
+         return n && s.fs->open(n, O_WRONLY);
+       },
+       true},
+      {"a counted write (quota)", "",
+       [](Stack& s) {
+         auto made = s.fs->create_file(s.fs->root(), "counted", 0644, O_WRONLY, me());
+         REQUIRE(made);
+       },
+       [](Stack& s) {
+         Node* n = s.find("counted");
+         if (!n) return false;
+         auto f = s.fs->open(n, O_WRONLY | O_TRUNC);
+         if (!f) return false;
+         int fd = current_fd(**f)->get();
+         auto w = s.fs->sized_change(n, fd, 5000, 5000, false, false, [fd]() -> Result<uint64_t> {
+           std::string data(5000, 'q');
+           auto put = pwrite_at(fd, data.data(), data.size(), 0);
+           if (!put) return Error{put.error()};
+           return *put;
+         });
+         return w && *w == 5000;
+       },
+       true},
       {"apply of a layer", "",
        [](Stack& s) {
          test::write_file(s.upper + "/a/b", "b");
@@ -282,13 +344,13 @@ TEST_CASE("every failing system call leaves each operation undone or done") {
     // The fault-free outcome.
     TreeState finished, copied_up;
     {
-      Stack s;
+      Stack s(sc.features);
       sc.prepare(s);
       REQUIRE(sc.run(s));
       finished = s.state();
     }
     if (*sc.copies_up) {
-      Stack s;
+      Stack s(sc.features);
       sc.prepare(s);
       Node* n = s.find(sc.copies_up);
       REQUIRE(n);
@@ -298,7 +360,7 @@ TEST_CASE("every failing system call leaves each operation undone or done") {
     for (const Fault& fault : faults) {
       for (size_t n = 1;; ++n) {
         INFO(sc.name << ": " << fault.name << " at call " << n);
-        Stack s;
+        Stack s(sc.features);
         sc.prepare(s);
         TreeState before = s.state();
         FailNth plan(n, fault.error, {}, fault.short_write);
@@ -333,6 +395,8 @@ TEST_CASE("every failing system call leaves each operation undone or done") {
           REQUIRE(sc.run(s));
           CHECK_STATE(s.state(), finished);
         }
+        // Whatever the fault, the daemon's count is what the upper holds.
+        if (sc.features) CHECK(s.fs->quota().used() == s.walked_use());
         REQUIRE(n < 2000);
       }
     }
