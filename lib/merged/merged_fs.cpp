@@ -164,9 +164,7 @@ Result<struct stat> MergedFs::stat_node(Node* node, const NodeView& v,
                                         struct stat raw) {
   if (v.data) {
     // As the kernel: a metadata-only file's blocks are its data's.
-    auto data = data_fd(node, v, O_PATH);
-    if (!data) return Error{data.error()};
-    auto st = stat_at(data->get(), "");
+    auto st = data_stat(node, v);
     if (!st) return Error{st.error()};
     raw.st_blocks = st->st_blocks;
   }
@@ -307,6 +305,18 @@ Result<Fd> MergedFs::data_fd(Node* node, const NodeView& v, int flags) {
   if (!where) return Error{where.error()};
   return open_at(where->first->get(), d.redirect.empty() ? where->second : d.redirect,
                  flags);
+}
+
+Result<struct stat> MergedFs::data_stat(Node* node, const NodeView& v) {
+  const DataRef& d = *v.data;
+  if (!d.redirect.empty() && d.redirect[0] == '/') {
+    auto fd = data_fd(node, v, O_PATH);
+    if (!fd) return Error{fd.error()};
+    return stat_at(fd->get(), "");
+  }
+  auto where = locate(node, d.layer);
+  if (!where) return Error{where.error()};
+  return stat_at(where->first->get(), d.redirect.empty() ? where->second : d.redirect);
 }
 
 std::shared_ptr<Fd> MergedFs::track_open(Node* node, Fd fd) {

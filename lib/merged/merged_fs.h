@@ -270,6 +270,8 @@ class MergedFs {
   Status fill_data_locked(Node* node, const NodeView& v, bool empty);
   // Opens the data file of metadata-only `v` (v.data set).
   Result<Fd> data_fd(Node* node, const NodeView& v, int flags);
+  // The stat of that data file.
+  Result<struct stat> data_stat(Node* node, const NodeView& v);
   // The upper fd of directory `dir`, copying it up first.
   Result<std::shared_ptr<const Fd>> upper_dir(Node* dir, bool forced = false);
   // Whether any layer below the upper shows `name` in `parent`.

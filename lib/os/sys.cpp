@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -241,8 +242,17 @@ Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
 
 Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
   if (int e = injected_fault(SysCall::kChmod)) return Error{e};
-  // glibc implements AT_SYMLINK_NOFOLLOW (EOPNOTSUPP on a symlink).
   if (name.empty()) return status_of(::chmod(proc_path(dirfd, "").c_str(), mode));
+  // fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW in one call; glibc
+  // 2.36 emulates the flag with four (EOPNOTSUPP on a symlink either way).
+  static std::atomic<bool> has_fchmodat2{true};
+  if (has_fchmodat2.load(std::memory_order_relaxed)) {
+    constexpr long kFchmodat2 = 452;  // the same number on every architecture
+    long r = ::syscall(kFchmodat2, dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW);
+    if (r == 0) return {};
+    if (errno != ENOSYS) return last_error();
+    has_fchmodat2.store(false, std::memory_order_relaxed);
+  }
   return status_of(::fchmodat(dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW));
 }
 
