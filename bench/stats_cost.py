@@ -6,7 +6,9 @@ cold, tar -x of /usr/include, unlink 20,000 lower files), on layerfs with
 stats=1 (the default) and with stats=0, samples interleaved and the order
 alternating, over a three-layer stack on a fresh loop-mounted ext4 (an
 aged filesystem would hide the FUSE costs). Prints the medians and the
-ratio stats=1 / stats=0: 1.02 means 2% slower with statistics. Needs root.
+ratio stats=1 / stats=0: 1.02 means 2% slower with statistics, and under
+each the samples' range and the ratio of the fastest samples, to tell a
+cost from noise. Needs root.
 
   bench/stats_cost.py [--quick] [--samples 5] [--layerfs PATH] [--dir DIR]
 """
@@ -77,6 +79,11 @@ def main():
                         times[name].append(fn(m, s, cold))
             on, off = (statistics.median(times[n]) for n, _ in SETTINGS)
             print(f"{label:34} {on:9.3f} {off:9.3f} {on / off:7.3f}", flush=True)
+            # The spread of the samples: a ratio inside it is noise, not cost.
+            lo_on, lo_off = (min(times[n]) for n, _ in SETTINGS)
+            spread = "  ".join(f"{n} {min(times[n]):.3f}..{max(times[n]):.3f}"
+                               for n, _ in SETTINGS)
+            print(f"  {spread}  (fastest 1/0 {lo_on / lo_off:.3f})", flush=True)
     return 0
 
 
