@@ -101,8 +101,10 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len,
                   fuse_file_info* fi) {
   std::shared_ptr<Fd> fd = current_fd(*file_of(fi));
   bool grows = !(mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE));
+  bool inserts = mode & FALLOC_FL_INSERT_RANGE;  // grows by len, wherever off is
   auto r = daemon_of(req).fs->sized_change(
-      file_of(fi)->node, fd->get(), grows ? off + len : 0, 0, false, false,
+      file_of(fi)->node, fd->get(), grows ? off + len : 0, static_cast<uint64_t>(len),
+      inserts, false,
       [&]() -> Result<uint64_t> {
         auto a = allocate_fd(fd->get(), mode, off, len);
         if (!a) return Error{a.error()};

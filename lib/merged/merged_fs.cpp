@@ -46,6 +46,7 @@ Result<std::unique_ptr<MergedFs>> MergedFs::create(LayerStack layers,
     auto used = walk_use(fs->layers_.root_fd(0), "", UseScope::kLayer);
     if (!used) return Error{used.error()};
     fs->quota_.start(limit, *used);
+    fs->upper_->count_with(&fs->quota_);
   }
   return fs;
 }
@@ -350,7 +351,11 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
   auto fd = open_fd(node, v, counted_trunc ? flags & ~O_TRUNC : flags);
   if (!fd) return Error{fd.error()};
   if (counted_trunc) {
-    int raw = (*fd)->get();
+    // O_RDONLY|O_TRUNC truncates too: through a writable fd of its own then.
+    Result<std::shared_ptr<Fd>> writer = *fd;
+    if ((flags & O_ACCMODE) == O_RDONLY) writer = open_fd(node, v, O_WRONLY);
+    if (!writer) return Error{writer.error()};
+    int raw = (*writer)->get();
     auto cut = sized_change(node, raw, 0, 0, false, true, [raw]() -> Result<uint64_t> {
       auto t = truncate_fd(raw, 0);
       if (!t) return Error{t.error()};
@@ -358,6 +363,8 @@ Result<std::unique_ptr<OpenFile>> MergedFs::open(Node* node, int flags) {
     });
     if (!cut) return Error{cut.error()};
     note_resized(node, 0);
+    std::lock_guard lock(node->mu);
+    node->open_fd = *fd;  // the file's own fd, not the writer's, stays tracked
   }
   if (writing && S_ISREG(v.type)) learn_data_end(node, (*fd)->get());
   auto file = make_open_file(node, std::move(*fd), v.layer, writing);

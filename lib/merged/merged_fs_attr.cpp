@@ -32,6 +32,10 @@ Result<struct stat> MergedFs::setattr(Node* node, const AttrChange& change,
                 : *change.size == 0 ? CopyUp::kEmpty : CopyUp::kData;
   auto up = copy_up(node, what);
   if (!up) return Error{up.error()};
+  // A metadata-only file's data copy-up restores its times: no change of
+  // them may land in between.
+  std::unique_lock no_fill(node->copy_up_mu, std::defer_lock);
+  if (view_of(*node).data) no_fill.lock();
   NodeView v = view_of(*node);
   auto target = upper_target(node);
   if (!target) return Error{target.error()};

@@ -49,11 +49,12 @@ Result<uint64_t> MergedFs::sized_change(Node* node, int fd, int64_t end,
                                         uint64_t len, bool append, bool exact,
                                         const std::function<Result<uint64_t>()>& change) {
   if (!quota_.on()) return change();
+  // Held across the change: a removal measures the file under it too.
+  std::lock_guard serial(node->size_mu);
   {
     std::lock_guard lock(node->mu);
     if (node->unlinked) return change();  // no longer part of the upper
   }
-  std::lock_guard serial(node->size_mu);
   auto before = stat_at(fd, "");
   if (!before) return Error{before.error()};
   int64_t old_size = before->st_size;

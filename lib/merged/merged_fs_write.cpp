@@ -87,7 +87,7 @@ Result<MergedFs::Entry> MergedFs::adopt(Node* parent, const std::string& name,
   auto st = stat_at(parent_fd, name);
   if (!st) return Error{st.error()};
   NodeView v{0, static_cast<mode_t>(st->st_mode & S_IFMT),
-             layers_.mount_ino(0, st->st_ino), {}};
+             layers_.mount_ino(0, st->st_ino), {}, {}};
   if (S_ISDIR(v.type)) {
     DirMarks marks;
     marks.opaque = opaque;
@@ -300,6 +300,8 @@ Status MergedFs::unname(Node* parent, Node* node, const std::string& name,
   int dir_fd_ = (*dir)->get();
   // No copy-up of the node may land between reading its layer and the change.
   std::lock_guard serial(node->copy_up_mu);
+  // No counted write may land between measuring the entry and removing it.
+  std::lock_guard sizes(node->size_mu);
   NodeView v = view_of(*node);
   // A name found below the upper has nothing in the upper; one found in the
   // upper may still cover a lower one (which then needs a whiteout).

@@ -62,6 +62,7 @@ Status Upper::drop_wh_file(int parent, const std::string& name) {
   if (!wh_file_fits(name)) return {};
   auto r = unlink_at(parent, wh_file_name(name), false);
   if (!r && r.error() != ENOENT) return r;
+  if (r && quota_) quota_->release(kEntryBytes);  // a name of the upper went
   return {};
 }
 

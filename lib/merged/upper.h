@@ -15,6 +15,7 @@
 #include <string>
 
 #include "owner_record.h"
+#include "quota.h"
 #include "sys.h"
 #include "whiteout.h"
 
@@ -34,7 +35,7 @@ class Upper {
 
   Upper(Upper&& o) noexcept
       : root_(o.root_), work_(std::move(o.work_)), names_(std::move(o.names_)),
-        records_(std::move(o.records_)), fsync_(o.fsync_),
+        records_(std::move(o.records_)), quota_(o.quota_), fsync_(o.fsync_),
         device_whiteouts_(o.device_whiteouts_.load()),
         counter_(o.counter_.load()) {}
 
@@ -46,6 +47,10 @@ class Upper {
   bool user_markers() const { return names_.user_prefix; }
   bool fsync() const { return fsync_; }
   const OwnerRecord& records() const { return records_; }
+
+  // The quota that the names this class removes on its own are given back
+  // to (a ".wh.NAME" beside a new NAME); null: none.
+  void count_with(Quota* quota) { quota_ = quota; }
 
   // A fresh name inside the work dir.
   std::string temp_name();
@@ -85,6 +90,7 @@ class Upper {
   Fd work_;   // W/work
   MarkerNames names_;
   OwnerRecord records_;
+  Quota* quota_ = nullptr;
   bool fsync_;
   std::atomic<bool> device_whiteouts_{true};
   std::atomic<uint64_t> counter_{0};
