@@ -24,13 +24,6 @@ Status add_dir_layer(Fd fd, DirLayer where, Resolution& r, bool& stop) {
   return {};
 }
 
-// Normalises an absolute redirect ("/a/b") to a root-relative path.
-std::string strip_slashes(const std::string& p) {
-  size_t b = p.find_first_not_of('/');
-  if (b == std::string::npos) return {};
-  size_t e = p.find_last_not_of('/');
-  return p.substr(b, e - b + 1);
-}
 
 // The parent's instance in layer `l`, or null where the parent has none.
 Result<std::shared_ptr<const Fd>> parent_in(const std::vector<DirLayer>& parent,
@@ -132,6 +125,13 @@ Result<DataRef> find_data(const std::vector<DirLayer>& parent, const StackView& 
 }
 
 }  // namespace
+
+std::string strip_slashes(const std::string& p) {
+  size_t b = p.find_first_not_of('/');
+  if (b == std::string::npos) return {};
+  size_t e = p.find_last_not_of('/');
+  return p.substr(b, e - b + 1);
+}
 
 Result<bool> is_metacopy(int dirfd, const std::string& name,
                          const MarkerNames& markers, std::string* redirect) {

@@ -70,6 +70,9 @@ Result<std::optional<Resolution>> resolve_name(
     const std::vector<DirLayer>& parent, const StackView& stack,
     const std::string& name, unsigned from_layer = 0);
 
+// An absolute redirect ("/a/b/") as a path from the layer root ("a/b").
+std::string strip_slashes(const std::string& p);
+
 // Whether dirfd/name (a regular file) is metadata-only: `markers.metacopy`
 // is set on it. Its redirect (empty if none) goes to `redirect`.
 Result<bool> is_metacopy(int dirfd, const std::string& name,

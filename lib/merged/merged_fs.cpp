@@ -298,9 +298,9 @@ Result<std::shared_ptr<Fd>> MergedFs::open_fd(Node* node, const NodeView& v,
 Result<Fd> MergedFs::data_fd(Node* node, const NodeView& v, int flags) {
   const DataRef& d = *v.data;
   if (!d.redirect.empty() && d.redirect[0] == '/') {
-    size_t start = d.redirect.find_first_not_of('/');
-    if (start == std::string::npos) return Error{EIO};
-    return open_beneath(layers_.root_fd(d.layer), d.redirect.substr(start), flags);
+    std::string rel = strip_slashes(d.redirect);
+    if (rel.empty()) return Error{EIO};
+    return open_beneath(layers_.root_fd(d.layer), rel, flags);
   }
   auto where = locate(node, d.layer);
   if (!where) return Error{where.error()};
