@@ -34,6 +34,7 @@ struct RawOptions {
   char* stats = nullptr;
   char* metacopy = nullptr;
   char* quota = nullptr;
+  char* io_uring = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
   int userxattr = 0;
@@ -45,7 +46,7 @@ struct RawOptions {
   ~RawOptions() {
     for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
                     squash_to_uid, squash_to_gid, xattr_permissions, timeout,
-                    fsync, writeback, context, stats, metacopy, quota})
+                    fsync, writeback, context, stats, metacopy, quota, io_uring})
       std::free(s);
   }
 };
@@ -69,6 +70,7 @@ const fuse_opt kSpec[] = {
     LFS_OPT("stats=%s", stats, 0),
     LFS_OPT("metacopy=%s", metacopy, 0),
     LFS_OPT("quota=%s", quota, 0),
+    LFS_OPT("io_uring=%s", io_uring, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
     LFS_OPT("userxattr", userxattr, 1),
@@ -214,6 +216,12 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     if (c.upper.empty()) return std::string("quota given without upperdir");
     c.quota = *q;
   }
+  if (raw.io_uring) {
+    std::string v = raw.io_uring;
+    if (v != "auto" && v != "on" && v != "off")
+      return fmt::format("invalid io_uring '{}' (auto, on or off)", v);
+    c.io_uring = v;
+  }
   if (raw.is_volatile) {
     c.is_volatile = true;
     c.fsync = false;
@@ -278,6 +286,8 @@ std::string usage_text(const char* argv0) {
       "                          copy its metadata only, as the kernel (off)\n"
       "  quota=SIZE              the most the upper may hold (32M, 10G);\n"
       "                          EDQUOT beyond, writeback cache off\n"
+      "  io_uring=auto|on|off    requests through io_uring queues where fuse's\n"
+      "                          enable_uring allows (auto: then on)\n"
       "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
       "\n"
       "Passed on to the kernel and libfuse:\n"

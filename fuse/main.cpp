@@ -23,6 +23,7 @@
 #include "mount_info.h"
 #include "one_line.h"
 #include "ops.h"
+#include "transport.h"
 #include "upper.h"
 
 #ifndef LAYERFS_VERSION
@@ -72,6 +73,10 @@ class Session {
   bool mount(const std::string& where) {
     mounted_ = fuse_session_mount(se_, where.c_str()) == 0;
     return mounted_;
+  }
+  void unmount() {
+    if (mounted_) fuse_session_unmount(se_);
+    mounted_ = false;
   }
   bool install_signal_handlers() {
     handlers_ = fuse_set_signal_handlers(se_) == 0;
@@ -207,13 +212,22 @@ int run(int argc, char** argv) {
   // Under a quota EDQUOT must reach write(2), not a later writeback.
   daemon.writeback = config.writeback && config.quota == 0;
   daemon.stats_on = config.stats;
+  TransportOptions transport_options;
+  transport_options.debug = config.debug;
+  transport_options.io_uring = config.io_uring == "on"    ? Switch::kOn
+                               : config.io_uring == "off" ? Switch::kOff
+                                                          : Switch::kAuto;
+  Transport transport(transport_options);
+  daemon.transport = &transport;
   fuse_lowlevel_ops ops = make_ops(config.stats);
   FuseArgs args(fuse_arguments(config, fs.read_only()));
   Session session(fuse_session_new(args.get(), &ops, sizeof ops, &daemon));
   if (!session.get()) return fail("cannot create the FUSE session");
+  daemon.session = session.get();
   if (!session.install_signal_handlers()) return fail("cannot install signal handlers");
   if (!session.mount(config.mountpoint))
     return fail(fmt::format("cannot mount on '{}'", config.mountpoint));
+  if (!transport.attach(session.get())) return fail("cannot take over /dev/fuse");
   if (fuse_daemonize(config.foreground ? 1 : 0) != 0)
     return fail("cannot daemonize");
 
@@ -225,6 +239,9 @@ int run(int argc, char** argv) {
   fuse_loop_cfg_set_max_threads(loop, 16);
   int rc = fuse_session_loop_mt(session.get(), loop);
   fuse_loop_cfg_destroy(loop);
+  // Unmounted first, so that no request waits in a ring being torn down.
+  session.unmount();
+  transport.stop();
   // The loop returns the number of the signal that ended it: SIGTERM,
   // SIGINT and SIGHUP are asked-for shutdowns (Session unmounts on return).
   if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) return 0;

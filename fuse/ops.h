@@ -25,6 +25,8 @@ struct DirHandle {
   uint64_t self_ino = 0, parent_ino = 0;
 };
 
+class Transport;
+
 // Per-mount state reachable from every request.
 struct Daemon {
   MergedFs* fs = nullptr;
@@ -35,6 +37,8 @@ struct Daemon {
   HandleTable<DirHandle> dirs;  // what opendir handed out
   RequestStats stats;           // what the requests cost (layerctl stats)
   bool stats_on = true;         // requests timed into `stats` (stats=1)
+  Transport* transport = nullptr;  // owns the /dev/fuse traffic (transport/)
+  fuse_session* session = nullptr;  // for notifications to the kernel
 };
 
 inline Daemon& daemon_of(fuse_req_t req) {
@@ -61,6 +65,12 @@ void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> fil
 int layer_open_flags(const Daemon& d, int flags);
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file);
+
+// After a write or an O_TRUNC open: clears set-uid (and set-gid where group
+// execute is set) when the kernel said the caller may not keep them.
+// The kernel keeps the old mode cached (it asked for no attributes back),
+// so the inode's attributes are invalidated when the bits went.
+void drop_setid_if_asked(Daemon& d, Node* node);
 
 // The operations table; fill_ops covers every op the mount implements,
 // each timed into Daemon::stats when `timed`.

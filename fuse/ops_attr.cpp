@@ -1,9 +1,20 @@
-// setattr: chmod, chown, truncate, utimens (with UTIME_NOW / UTIME_OMIT).
+// setattr: chmod, chown, truncate, utimens (with UTIME_NOW / UTIME_OMIT);
+// and the set-id bits a request says must go (FUSE_HANDLE_KILLPRIV_V2).
 #include "ops.h"
+#include "request_context.h"
 
 namespace lfs {
 
 namespace {
+
+// The set-id bits chmod(2)'s kernel side clears for a caller without
+// CAP_FSETID: set-uid, and set-gid where it means set-group-ID.
+mode_t setid_to_clear(mode_t mode) {
+  if (!S_ISREG(mode)) return 0;
+  mode_t clear = mode & S_ISUID;
+  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) clear |= S_ISGID;
+  return clear;
+}
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                 fuse_file_info* fi) {
@@ -21,6 +32,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     change.mtime = timespec{0, UTIME_NOW};
   else if (to_set & FUSE_SET_ATTR_MTIME)
     change.mtime = attr->st_mtim;
+  if (this_request().kill_suidgid && !change.mode) {
+    // A truncate by a caller who may not keep set-id bits.
+    auto now = d.fs->getattr(node_of(d, ino));
+    if (now && setid_to_clear(now->st_mode))
+      change.mode = now->st_mode & 07777 & ~setid_to_clear(now->st_mode);
+  }
   int fd = -1;
   std::shared_ptr<Fd> hold;
   if (fi && fi->fh) {
@@ -40,6 +57,18 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 }
 
 }  // namespace
+
+void drop_setid_if_asked(Daemon& d, Node* node) {
+  if (!this_request().kill_suidgid) return;
+  auto now = d.fs->getattr(node);
+  if (!now) return;
+  mode_t clear = setid_to_clear(now->st_mode);
+  if (!clear) return;
+  AttrChange change;
+  change.mode = now->st_mode & 07777 & ~clear;
+  if (d.fs->setattr(node, change, -1) && d.session)
+    fuse_lowlevel_notify_inval_inode(d.session, id_of(d, node), -1, 0);
+}
 
 void add_attr_ops(fuse_lowlevel_ops& ops) { ops.setattr = op_setattr; }
 

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "ops.h"
+#include "request_context.h"
 
 namespace lfs {
 
@@ -59,6 +60,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     reply_err(req, file.error());
     return;
   }
+  if (fi->flags & O_TRUNC) drop_setid_if_asked(d, node_of(d, ino));
   reply_open_file(req, fi, std::move(*file));
 }
 
@@ -66,6 +68,16 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
              fuse_file_info* fi) {
   Daemon& d = daemon_of(req);
   std::shared_ptr<Fd> fd = d.fs->read_fd(*file_of(fi));
+  const RequestContext& ctx = this_request();
+  if (ctx.reply_buffer && size <= ctx.reply_capacity) {
+    // Served from a ring: read straight into the entry's reply payload.
+    auto n = pread_at(fd->get(), ctx.reply_buffer, size, off);
+    if (!n)
+      reply_err(req, n.error());
+    else
+      fuse_reply_buf(req, ctx.reply_buffer, *n);
+    return;
+  }
   fuse_bufvec buf = fd_bufvec(fd->get(), size, off);
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -88,6 +100,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
     return;
   }
   daemon_of(req).fs->note_data_end(file.node, off + static_cast<off_t>(*n));
+  drop_setid_if_asked(daemon_of(req), file.node);
   fuse_reply_write(req, static_cast<size_t>(*n));
 }
 

@@ -8,6 +8,7 @@
 #include "mount_info.h"
 
 #include "ops.h"
+#include "transport.h"
 
 namespace lfs {
 
@@ -27,7 +28,7 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
                  size_t size) {
   Daemon& d = daemon_of(req);
   if (d.stats_on && ino == FUSE_ROOT_ID && std::strcmp(name, kStatsXattr) == 0) {
-    reply_sized(req, d.stats.to_json(d.fs->counters()), size);
+    reply_sized(req, d.stats.to_json(d.fs->counters(), transport_json(d.transport)), size);
     return;
   }
   auto v = d.fs->getxattr(node_of(d, ino), name);

@@ -97,7 +97,7 @@ double RequestStats::percentile_us(const PerOp& p, uint64_t count, double q) con
   return bucket_top_us(kBuckets - 1);
 }
 
-std::string RequestStats::to_json(const FsCounters& fs) const {
+std::string RequestStats::to_json(const FsCounters& fs, const std::string& transport) const {
   nlohmann::ordered_json ops = nlohmann::ordered_json::object();
   for (unsigned i = 0; i < ops_.size(); ++i) {
     const PerOp& p = ops_[i];
@@ -118,6 +118,7 @@ std::string RequestStats::to_json(const FsCounters& fs) const {
                    {"seconds", static_cast<double>(fs.copy_up_ns.load(
                                    std::memory_order_relaxed)) / 1e9}};
   j["whiteouts"] = fs.whiteouts.load(std::memory_order_relaxed);
+  if (!transport.empty()) j["transport"] = nlohmann::ordered_json::parse(transport);
   return j.dump();
 }
 

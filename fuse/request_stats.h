@@ -39,7 +39,8 @@ class RequestStats {
   // {"ops": {NAME: {"count", "errors", "p50_us", "p99_us", "max_us"}, ...},
   //  "copy_ups": {"count", "bytes", "seconds"}, "whiteouts": N}: request
   // types never served are left out.
-  std::string to_json(const FsCounters& fs) const;
+  // `transport` (a JSON object, or empty) goes in as "transport".
+  std::string to_json(const FsCounters& fs, const std::string& transport = "") const;
 
  private:
   static constexpr unsigned kBuckets = 4 * 48;  // up to 2^48 ns

@@ -47,6 +47,15 @@ std::string table(const nlohmann::ordered_json& j) {
   out += fmt::format("copy-ups: {} ({} bytes of data, {:.3f} s); whiteouts: {}\n",
                      c["count"].get<uint64_t>(), c["bytes"].get<uint64_t>(),
                      c["seconds"].get<double>(), j["whiteouts"].get<uint64_t>());
+  if (j.contains("transport")) {
+    const auto& t = j["transport"];
+    out += fmt::format("transport: {}{}\n",
+                       t["io_uring"].get<bool>()
+                           ? fmt::format("io_uring ({} requests)", t["ring_requests"].get<uint64_t>())
+                           : std::string("/dev/fuse"),
+                       t["killpriv_v2"].get<bool>() ? ", kernel asks set-id clearing (KILLPRIV_V2)"
+                                                    : "");
+  }
   return out;
 }
 

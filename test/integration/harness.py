@@ -22,6 +22,9 @@ import time
 SKIP = 77
 LAYERFS = os.environ.get("LAYERFS", "layerfs")
 LAYERCTL = os.environ.get("LAYERCTL", "layerctl")
+# Options added to every layerfs mount of a run (e.g. io_uring=on), to run
+# the suites over another transport: LAYERFS_OPTIONS=io_uring=on meson test.
+EXTRA_OPTIONS = [o for o in os.environ.get("LAYERFS_OPTIONS", "").split(",") if o]
 
 
 def skip(why):
@@ -112,7 +115,7 @@ def layerfs_options(lowers, upper=None, work=None, extra=()):
     opts = ["lowerdir=" + ":".join(escape_lower(l) for l in lowers)]
     if upper:
         opts += [f"upperdir={upper}", f"workdir={work}"]
-    opts += list(extra)
+    opts += list(extra) + EXTRA_OPTIONS
     return ",".join(opts)
 
 

@@ -1,0 +1,167 @@
+// The custom I/O hooks: INIT negotiation, request flags, ring routing.
+#include "transport.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "kernel_abi.h"
+#include "ops.h"
+#include "request_context.h"
+#include "ring.h"
+
+namespace lfs {
+
+bool kernel_enables_uring() {
+  std::ifstream f("/sys/module/fuse/parameters/enable_uring");
+  char c = 0;
+  return f.get(c) && (c == 'Y' || c == '1');
+}
+
+std::string transport_json(const Transport* t) {
+  if (!t) return "";
+  nlohmann::ordered_json j;
+  j["io_uring"] = t->rings_running();
+  j["ring_requests"] = t->ring_requests();
+  j["killpriv_v2"] = t->killpriv_v2();
+  return j.dump();
+}
+
+Transport::Transport(TransportOptions options) : options_(options) {}
+
+Transport::~Transport() { stop(); }
+
+bool Transport::attach(fuse_session* se) {
+  se_ = se;
+  dev_fd_ = fuse_session_fd(se);
+  fuse_custom_io io{};
+  io.read = read_hook;
+  io.writev = writev_hook;
+  return fuse_session_custom_io(se, &io, dev_fd_) == 0;
+}
+
+void Transport::stop() {
+  std::unique_ptr<Rings> rings;
+  {
+    std::lock_guard lock(rings_mu_);
+    rings.swap(rings_);
+  }
+  if (!rings) return;
+  uint64_t served = rings->served();
+  rings.reset();  // joins the queue threads, outside the lock
+  say(fmt::format("io_uring: {} requests were served through the rings", served));
+}
+
+bool Transport::rings_running() const {
+  std::lock_guard lock(rings_mu_);
+  return rings_ != nullptr;
+}
+
+uint64_t Transport::ring_requests() const {
+  std::lock_guard lock(rings_mu_);
+  return rings_ ? rings_->served() : 0;
+}
+
+void Transport::say(const std::string& line, bool always) const {
+  if (options_.debug || always) fmt::print(stderr, "layerfs: {}\n", line);
+}
+
+ssize_t Transport::read_hook(int fd, void* buf, size_t len, void* userdata) {
+  return static_cast<Daemon*>(userdata)->transport->read(fd, buf, len);
+}
+
+ssize_t Transport::writev_hook(int fd, iovec* iov, int count, void* userdata) {
+  return static_cast<Daemon*>(userdata)->transport->writev(fd, iov, count);
+}
+
+ssize_t Transport::read(int fd, void* buf, size_t len) {
+  ssize_t n = ::read(fd, buf, len);
+  if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
+  const auto* in = static_cast<const fuse_in_header*>(buf);
+  note_request(in, static_cast<size_t>(n));
+  if (in->opcode == FUSE_INIT && static_cast<size_t>(n) >= sizeof *in + sizeof(fuse_init_in)) {
+    fuse_init_in init;
+    std::memcpy(&init, static_cast<const char*>(buf) + sizeof *in, sizeof init);
+    offered_ = init.flags;
+    if (init.flags & FUSE_INIT_EXT) offered_ |= static_cast<uint64_t>(init.flags2) << 32;
+    init_unique_.store(in->unique);
+  }
+  return n;
+}
+
+ssize_t Transport::writev(int fd, iovec* iov, int count) {
+  if (auto taken = Rings::take_reply(iov, count)) return *taken;
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  uint64_t init = init_unique_.load();
+  bool is_init = init != 0 && out->unique == init;
+  if (is_init) negotiate(iov, count);
+  ssize_t n = ::writev(fd, iov, count);
+  if (is_init) {
+    init_unique_.store(0);
+    if (n >= 0 && out->error == 0 && uring_asked_) start_rings();
+  }
+  return n;
+}
+
+// Adds to libfuse's INIT reply what it cannot ask for itself.
+void Transport::negotiate(iovec* iov, int count) {
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || count < 2 || iov[1].iov_len < sizeof(abi::InitOut)) return;
+  auto* init = static_cast<abi::InitOut*>(iov[1].iov_base);
+  uint64_t flags = init->flags | static_cast<uint64_t>(init->flags2) << 32;
+  bool ext = offered_ & FUSE_INIT_EXT;
+  if (ext) flags |= FUSE_INIT_EXT;
+  if (offered_ & FUSE_HANDLE_KILLPRIV_V2) {
+    flags |= FUSE_HANDLE_KILLPRIV_V2;
+    flags &= ~static_cast<uint64_t>(FUSE_HANDLE_KILLPRIV);
+    killpriv_v2_ = true;
+  } else {
+    say("kernel offers no HANDLE_KILLPRIV_V2: set-id bits cleared by the kernel");
+  }
+  if (options_.io_uring != Switch::kOff) {
+    bool always = options_.io_uring == Switch::kOn;
+    if (!kernel_enables_uring())
+      say("io_uring: fuse's enable_uring is off; serving /dev/fuse", always);
+    else if (!ext || !(offered_ & FUSE_OVER_IO_URING))
+      say("io_uring: the kernel does not offer FUSE over io_uring; serving /dev/fuse",
+          always);
+    else {
+      flags |= FUSE_OVER_IO_URING;
+      uring_asked_ = true;
+      // The kernel's largest request: max_write, or max_pages of data.
+      size_t pages = static_cast<size_t>(init->max_pages) * 4096;
+      ring_payload_ = std::max<size_t>({8192, init->max_write, pages});
+    }
+  }
+  init->flags = static_cast<uint32_t>(flags);
+  init->flags2 = ext ? static_cast<uint32_t>(flags >> 32) : 0;
+  say(fmt::format("INIT: flags 0x{:x} flags2 0x{:x} offered, 0x{:x} 0x{:x} taken",
+                  static_cast<uint32_t>(offered_), static_cast<uint32_t>(offered_ >> 32),
+                  init->flags, init->flags2));
+}
+
+void Transport::start_rings() {
+  Rings::Setup setup;
+  setup.session = se_;
+  setup.dev_fd = dev_fd_;
+  setup.payload_size = ring_payload_;
+  setup.depth = options_.ring_depth;
+  setup.debug = options_.debug;
+  std::string why;
+  auto rings = Rings::start(setup, why);
+  if (!rings) {
+    say("io_uring: " + why + "; serving /dev/fuse", options_.io_uring == Switch::kOn);
+    return;
+  }
+  say(fmt::format("io_uring: serving through the rings, {} entries per queue",
+                  setup.depth));
+  std::lock_guard lock(rings_mu_);
+  rings_ = std::move(rings);
+}
+
+}  // namespace lfs
