@@ -287,7 +287,7 @@ std::string usage_text(const char* argv0) {
       "  quota=SIZE              the most the upper may hold (32M, 10G);\n"
       "                          EDQUOT beyond, writeback cache off\n"
       "  io_uring=auto|on|off    requests through io_uring queues where fuse's\n"
-      "                          enable_uring allows (auto: then on)\n"
+      "                          enable_uring allows: on (auto: /dev/fuse)\n"
       "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
       "\n"
       "Passed on to the kernel and libfuse:\n"

@@ -123,8 +123,12 @@ void Transport::negotiate(iovec* iov, int count) {
   } else {
     say("kernel offers no HANDLE_KILLPRIV_V2: set-id bits cleared by the kernel");
   }
-  if (options_.io_uring != Switch::kOff) {
-    bool always = options_.io_uring == Switch::kOn;
+  if (options_.io_uring == Switch::kAuto) {
+    // Measured slower than /dev/fuse so far (README, Performance): auto
+    // leaves the rings to io_uring=on until they win.
+    say("io_uring: auto serves /dev/fuse (io_uring=on asks for the rings)");
+  } else if (options_.io_uring == Switch::kOn) {
+    bool always = true;
     if (!kernel_enables_uring())
       say("io_uring: fuse's enable_uring is off; serving /dev/fuse", always);
     else if (!ext || !(offered_ & FUSE_OVER_IO_URING))

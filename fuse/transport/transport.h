@@ -8,7 +8,8 @@
 //    lookup before each write and chown; the kernel says per request when
 //    set-id bits must go, see request_context.h) and FUSE_OVER_IO_URING;
 //  - after INIT, serve requests through io_uring queues (ring.h) when the
-//    kernel enables it (io_uring=auto|on|off), the multithreaded /dev/fuse
+//    kernel enables it and io_uring=on (auto, the default, does not yet:
+//    the rings measured slower than /dev/fuse), the multithreaded /dev/fuse
 //    loop still serving FORGET, INTERRUPT and any request made before the
 //    rings are ready.
 // Each refusal falls back to plain /dev/fuse with one line under -d (or
@@ -73,7 +74,7 @@ class Transport {
   int dev_fd_ = -1;
   std::atomic<uint64_t> init_unique_{0};
   uint64_t offered_ = 0;   // the kernel's INIT flags (flags2 above bit 31)
-  bool killpriv_v2_ = false;
+  std::atomic<bool> killpriv_v2_{false};  // read by layerctl stats
   bool uring_asked_ = false;
   size_t ring_payload_ = 0;
   mutable std::mutex rings_mu_;  // guards rings_
