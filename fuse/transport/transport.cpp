@@ -81,6 +81,9 @@ ssize_t Transport::writev_hook(int fd, iovec* iov, int count, void* userdata) {
 
 ssize_t Transport::read(int fd, void* buf, size_t len) {
   ssize_t n = ::read(fd, buf, len);
+  // A connection the kernel aborted (as a lazy unmount's last reference
+  // goes) is the end of the session, as ENODEV is to libfuse: not an error.
+  if (n < 0 && errno == ECONNABORTED) errno = ENODEV;
   if (n < static_cast<ssize_t>(sizeof(fuse_in_header))) return n;
   const auto* in = static_cast<const fuse_in_header*>(buf);
   note_request(in, static_cast<size_t>(n));
