@@ -3,7 +3,7 @@
 
 A lower tree of 128 dirs x 4 files x 1 MiB of non-zero data (512 MiB;
 --quick: 1/32 of it) on a fresh loop-mounted ext4 (an aged filesystem
-would blur the copy costs), remounted noinit_itable (the background
+would blur the copy costs), mounted noinit_itable (the background
 zeroing of inode tables slowed whichever workload ran first). Targets:
 kernel overlayfs metacopy=on and metacopy=off, layerfs metacopy=on and
 metacopy=off, fuse-overlayfs when installed. Each sample of each workload
@@ -27,8 +27,8 @@ import subprocess
 import sys
 import time
 
+from bench_fs import fresh_ext4
 from overlay_bench import MiB, Target, drop_caches, make_files, ratio, sh, target_args
-from stats_cost import fresh_ext4
 
 # (label, Target name, mount options)
 TARGETS = [
@@ -90,7 +90,6 @@ def main():
         print("note: fuse-overlayfs is not installed; left out")
     failures, times, growth = [], [], []
     with fresh_ext4(args.dir, 1024 if args.quick else 2048) as fs:
-        sh(f"mount -o remount,noinit_itable {fs}")
         lower = os.path.join(fs, "lower")
         for i in range(dirs):
             make_files(os.path.join(lower, f"d{i}"), 4, MiB)

@@ -12,14 +12,11 @@ cost from noise. Needs root.
 
   bench/stats_cost.py [--quick] [--samples 5] [--layerfs PATH] [--dir DIR]
 """
-import contextlib
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 
+from bench_fs import fresh_ext4
 from overlay_bench import (Bench, Scale, Target, make_files, sh, w_create, w_lstat,
                            w_tar_x, w_unlink, target_args)
 
@@ -30,25 +27,6 @@ WORKLOADS = [
     ("unlink 20,000 lower files", w_unlink, False),
 ]
 SETTINGS = [("stats=1", ("stats=1",)), ("stats=0", ("stats=0",))]
-
-
-@contextlib.contextmanager
-def fresh_ext4(where, size_mib):
-    """A new ext4 on a loop device, mounted for the body."""
-    base = tempfile.mkdtemp(dir=where, prefix="layerfs-stats-cost-")
-    image, mnt = os.path.join(base, "fs.img"), os.path.join(base, "fs")
-    os.mkdir(mnt)
-    try:
-        with open(image, "wb") as f:
-            f.truncate(size_mib << 20)
-        sh(f"mkfs.ext4 -q -F {image}")
-        sh(f"mount -o loop {image} {mnt}")
-        try:
-            yield mnt
-        finally:
-            subprocess.run(["umount", "-l", mnt], check=False)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main():
