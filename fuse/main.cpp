@@ -243,7 +243,7 @@ int run(int argc, char** argv) {
   session.unmount();
   transport.stop();
   // The loop returns the number of the signal that ended it: SIGTERM,
-  // SIGINT and SIGHUP are asked-for shutdowns (Session unmounts on return).
+  // SIGINT and SIGHUP are asked-for shutdowns (unmounted above).
   if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) return 0;
   return rc == 0 ? 0 : 1;
 }

@@ -1,5 +1,7 @@
 // setattr: chmod, chown, truncate, utimens (with UTIME_NOW / UTIME_OMIT);
 // and the set-id bits a request says must go (FUSE_HANDLE_KILLPRIV_V2).
+#include <optional>
+
 #include "ops.h"
 #include "request_context.h"
 
@@ -7,13 +9,17 @@ namespace lfs {
 
 namespace {
 
-// The set-id bits chmod(2)'s kernel side clears for a caller without
-// CAP_FSETID: set-uid, and set-gid where it means set-group-ID.
-mode_t setid_to_clear(mode_t mode) {
-  if (!S_ISREG(mode)) return 0;
-  mode_t clear = mode & S_ISUID;
-  if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) clear |= S_ISGID;
-  return clear;
+// The node's mode without the set-id bits a caller without CAP_FSETID may
+// not keep (set-uid, and set-gid where it means set-group-ID), when the
+// request says so (FUSE_HANDLE_KILLPRIV_V2) and the node has any of them.
+std::optional<mode_t> mode_without_setid(Daemon& d, Node* node) {
+  if (!this_request().kill_suidgid) return std::nullopt;
+  auto now = d.fs->getattr(node);
+  if (!now || !S_ISREG(now->st_mode)) return std::nullopt;
+  mode_t clear = now->st_mode & S_ISUID;
+  if ((now->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) clear |= S_ISGID;
+  if (!clear) return std::nullopt;
+  return now->st_mode & 07777 & ~clear;
 }
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -32,12 +38,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
     change.mtime = timespec{0, UTIME_NOW};
   else if (to_set & FUSE_SET_ATTR_MTIME)
     change.mtime = attr->st_mtim;
-  if (this_request().kill_suidgid && !change.mode) {
-    // A truncate by a caller who may not keep set-id bits.
-    auto now = d.fs->getattr(node_of(d, ino));
-    if (now && setid_to_clear(now->st_mode))
-      change.mode = now->st_mode & 07777 & ~setid_to_clear(now->st_mode);
-  }
+  if (!change.mode) change.mode = mode_without_setid(d, node_of(d, ino));  // a truncate
   int fd = -1;
   std::shared_ptr<Fd> hold;
   if (fi && fi->fh) {
@@ -59,13 +60,9 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 }  // namespace
 
 void drop_setid_if_asked(Daemon& d, Node* node) {
-  if (!this_request().kill_suidgid) return;
-  auto now = d.fs->getattr(node);
-  if (!now) return;
-  mode_t clear = setid_to_clear(now->st_mode);
-  if (!clear) return;
   AttrChange change;
-  change.mode = now->st_mode & 07777 & ~clear;
+  change.mode = mode_without_setid(d, node);
+  if (!change.mode) return;
   if (d.fs->setattr(node, change, -1) && d.session)
     fuse_lowlevel_notify_inval_inode(d.session, id_of(d, node), -1, 0);
 }

@@ -1,22 +1,15 @@
 // The FUSE kernel interface this daemon negotiates beyond Debian 12's
-// <linux/fuse.h> (protocol 7.38): passthrough (7.40) and FUSE over
-// io_uring (7.42). Every definition is guarded, so a newer header wins.
+// <linux/fuse.h> (protocol 7.38): FUSE over io_uring (7.42), and the 7.40
+// layout of the INIT reply. The flag is guarded, so a newer header wins.
 // Layouts are the kernel's UAPI; static_asserts pin the sizes.
 #pragma once
 
 #include <linux/fuse.h>
-#include <linux/ioctl.h>
 
 #include <cstdint>
 
-#ifndef FUSE_PASSTHROUGH
-#define FUSE_PASSTHROUGH (1ULL << 37)
-#endif
 #ifndef FUSE_OVER_IO_URING
 #define FUSE_OVER_IO_URING (1ULL << 41)
-#endif
-#ifndef FOPEN_PASSTHROUGH
-#define FOPEN_PASSTHROUGH (1 << 7)
 #endif
 
 namespace lfs::abi {
@@ -31,25 +24,6 @@ struct InitOut {
   uint32_t unused[6];
 };
 static_assert(sizeof(InitOut) == sizeof(fuse_init_out));
-
-// fuse_open_out as of 7.40: backing_id took the padding word.
-struct OpenOut {
-  uint64_t fh;
-  uint32_t open_flags;
-  int32_t backing_id;
-};
-static_assert(sizeof(OpenOut) == sizeof(fuse_open_out));
-
-// FUSE_DEV_IOC_BACKING_OPEN's argument.
-struct BackingMap {
-  int32_t fd;
-  uint32_t flags;
-  uint64_t padding;
-};
-
-constexpr unsigned kDevIocMagic = 229;
-constexpr unsigned long kBackingOpen = _IOW(kDevIocMagic, 1, BackingMap);
-constexpr unsigned long kBackingClose = _IOW(kDevIocMagic, 2, uint32_t);
 
 // FUSE over io_uring: each ring entry is a header block and a payload
 // buffer, registered with the kernel by an IORING_OP_URING_CMD.

@@ -130,13 +130,12 @@ void Transport::negotiate(iovec* iov, int count) {
     // Measured slower than /dev/fuse so far (README, Performance): auto
     // leaves the rings to io_uring=on until they win.
     say("io_uring: auto serves /dev/fuse (io_uring=on asks for the rings)");
-  } else if (options_.io_uring == Switch::kOn) {
-    bool always = true;
+  } else if (options_.io_uring == Switch::kOn) {  // each refusal said always
     if (!kernel_enables_uring())
-      say("io_uring: fuse's enable_uring is off; serving /dev/fuse", always);
+      say("io_uring: fuse's enable_uring is off; serving /dev/fuse", true);
     else if (!ext || !(offered_ & FUSE_OVER_IO_URING))
       say("io_uring: the kernel does not offer FUSE over io_uring; serving /dev/fuse",
-          always);
+          true);
     else {
       flags |= FUSE_OVER_IO_URING;
       uring_asked_ = true;
@@ -162,7 +161,7 @@ void Transport::start_rings() {
   std::string why;
   auto rings = Rings::start(setup, why);
   if (!rings) {
-    say("io_uring: " + why + "; serving /dev/fuse", options_.io_uring == Switch::kOn);
+    say("io_uring: " + why + "; serving /dev/fuse", true);  // only io_uring=on asks
     return;
   }
   say(fmt::format("io_uring: serving through the rings, {} entries per queue",
