@@ -35,6 +35,7 @@ struct RawOptions {
   char* metacopy = nullptr;
   char* quota = nullptr;
   char* io_uring = nullptr;
+  char* passthrough = nullptr;
   int squash_to_root = 0;
   int is_volatile = 0;
   int userxattr = 0;
@@ -46,7 +47,8 @@ struct RawOptions {
   ~RawOptions() {
     for (char* s : {lowerdir, upperdir, workdir, uidmapping, gidmapping,
                     squash_to_uid, squash_to_gid, xattr_permissions, timeout,
-                    fsync, writeback, context, stats, metacopy, quota, io_uring})
+                    fsync, writeback, context, stats, metacopy, quota, io_uring,
+                    passthrough})
       std::free(s);
   }
 };
@@ -71,6 +73,7 @@ const fuse_opt kSpec[] = {
     LFS_OPT("metacopy=%s", metacopy, 0),
     LFS_OPT("quota=%s", quota, 0),
     LFS_OPT("io_uring=%s", io_uring, 0),
+    LFS_OPT("passthrough=%s", passthrough, 0),
     LFS_OPT("squash_to_root", squash_to_root, 1),
     LFS_OPT("volatile", is_volatile, 1),
     LFS_OPT("userxattr", userxattr, 1),
@@ -198,6 +201,7 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     if (v != "0" && v != "1")
       return fmt::format("invalid writeback '{}' (0 or 1)", v);
     c.writeback = v == "1";
+    c.writeback_given = true;
   }
   if (raw.stats) {
     std::string v = raw.stats;
@@ -221,6 +225,18 @@ std::optional<std::string> apply_raw(const RawOptions& raw, DaemonConfig& c) {
     if (v != "auto" && v != "on" && v != "off")
       return fmt::format("invalid io_uring '{}' (auto, on or off)", v);
     c.io_uring = v;
+  }
+  if (raw.passthrough) {
+    std::string v = raw.passthrough;
+    if (v != "auto" && v != "on" && v != "off")
+      return fmt::format("invalid passthrough '{}' (auto, on or off)", v);
+    c.passthrough = v;
+    // The kernel passes no open through with the writeback cache, and a
+    // quota must see every write.
+    if (v == "on" && c.writeback_given && c.writeback)
+      return std::string("passthrough=on cannot be used with writeback=1");
+    if (v == "on" && c.quota != 0)
+      return std::string("passthrough=on cannot be used with quota");
   }
   if (raw.is_volatile) {
     c.is_volatile = true;
@@ -288,6 +304,8 @@ std::string usage_text(const char* argv0) {
       "                          EDQUOT beyond, writeback cache off\n"
       "  io_uring=auto|on|off    requests through io_uring queues where fuse's\n"
       "                          enable_uring allows: on (auto: /dev/fuse)\n"
+      "  passthrough=auto|on|off reads and writes of upper files straight to\n"
+      "                          them, writeback cache off (auto: as root)\n"
       "  context=\"LABEL\"         SELinux context (accepted, not applied)\n"
       "\n"
       "Passed on to the kernel and libfuse:\n"

@@ -29,9 +29,11 @@ struct DaemonConfig {
   bool userxattr = false;  // user.overlay.* markers although trusted.* works
   bool stats = true;       // per-request statistics (layerctl stats)
   bool writeback = true;  // kernel writeback cache for file data
+  bool writeback_given = false;  // writeback= on the command line
   bool metacopy = false;  // metadata-only copy-up (kernel's metacopy=on)
   uint64_t quota = 0;     // bytes the upper may hold; 0: no limit
   std::string io_uring = "auto";  // FUSE over io_uring: auto, on or off
+  std::string passthrough = "auto";  // FUSE passthrough: auto, on or off
   double timeout = 86400.0;  // entry/attr cache, seconds
   OwnerPolicy owners;
   int xattr_permissions = 0;  // 0 none, 1 privileged, 2 user override_stat

@@ -217,6 +217,14 @@ int run(int argc, char** argv) {
   transport_options.io_uring = config.io_uring == "on"    ? Switch::kOn
                                : config.io_uring == "off" ? Switch::kOff
                                                           : Switch::kAuto;
+  // auto passes through where it may: not when the writeback cache or a
+  // quota was asked for (passthrough=on with either is refused above).
+  transport_options.passthrough =
+      config.passthrough == "off" || config.quota != 0 ||
+              (config.passthrough == "auto" && config.writeback_given && config.writeback)
+          ? Switch::kOff
+      : config.passthrough == "on" ? Switch::kOn
+                                   : Switch::kAuto;
   Transport transport(transport_options);
   daemon.transport = &transport;
   fuse_lowlevel_ops ops = make_ops(config.stats);

@@ -65,6 +65,8 @@ void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> fil
 int layer_open_flags(const Daemon& d, int flags);
 void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file);
+// Frees a file handle: the kernel released it, or its reply failed.
+void release_open_file(Daemon& d, uint64_t fh);
 
 // After a write or an O_TRUNC open: clears set-uid (and set-gid where group
 // execute is set) when the kernel said the caller may not keep them.

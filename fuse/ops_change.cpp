@@ -71,7 +71,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   fuse_entry_param e = entry_param(d, r->first.first, r->first.second);
   set_open_flags(d, fi, std::move(r->second));
   if (fuse_reply_create(req, &e, fi) != 0) {
-    d.files.release(fi->fh);
+    release_open_file(d, fi->fh);
     d.fs->forget(r->first.first, 1);
   }
 }

@@ -1,6 +1,8 @@
 // File data: open, read, write, fsync, fallocate, lseek,
 // copy_file_range, release. Data moves by splice where libfuse can. What
-// moves a file's data end is told to MergedFs (layerctl top).
+// moves a file's data end is told to MergedFs (layerctl top). An open of an
+// upper file may pass through (transport/passthrough.h): its reads and
+// writes then never come here.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <unistd.h>
@@ -9,15 +11,27 @@
 
 #include "ops.h"
 #include "request_context.h"
+#include "transport.h"
 
 namespace lfs {
 
 OpenFile* file_of(fuse_file_info* fi) { return HandleTable<OpenFile>::get(fi->fh); }
 
 void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> file) {
+  OpenFile& f = *file;
   fi->fh = d.files.adopt(std::move(file));
-  fi->keep_cache = 1;  // the daemon owns every change: cached pages stay valid
-  fi->noflush = 1;     // writes land in the upper at once: close needs no FLUSH
+  // Its reply carries the backing id (transport.cpp) when it passes through.
+  int32_t backing = d.transport->passthrough().open(
+      fi->fh, f.node, current_fd(f), f.layer == 0 && !fi->direct_io, f.writable);
+  this_request().reply_backing_id = backing;
+  // The daemon owns every change: cached pages stay valid.
+  fi->keep_cache = backing == 0;
+  fi->noflush = 1;  // writes land in the upper at once: close needs no FLUSH
+}
+
+void release_open_file(Daemon& d, uint64_t fh) {
+  d.transport->passthrough().release(fh, *d.fs);
+  d.files.release(fh);
 }
 
 int layer_open_flags(const Daemon& d, int flags) {
@@ -30,7 +44,7 @@ void reply_open_file(fuse_req_t req, fuse_file_info* fi,
                      std::unique_ptr<OpenFile> file) {
   Daemon& d = daemon_of(req);
   set_open_flags(d, fi, std::move(file));
-  if (fuse_reply_open(req, fi) != 0) d.files.release(fi->fh);
+  if (fuse_reply_open(req, fi) != 0) release_open_file(d, fi->fh);
 }
 
 namespace {
@@ -168,7 +182,7 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in,
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  daemon_of(req).files.release(fi->fh);
+  release_open_file(daemon_of(req), fi->fh);
   reply_err(req, 0);
 }
 

@@ -1,5 +1,6 @@
 // Whole-filesystem operations: init, statfs, access; and the ops table.
 #include "ops.h"
+#include "transport.h"
 
 namespace lfs {
 
@@ -11,9 +12,16 @@ void op_init(void* userdata, fuse_conn_info* conn) {
                   FUSE_CAP_SPLICE_READ | FUSE_CAP_READDIRPLUS |
                   FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS |
                   FUSE_CAP_AUTO_INVAL_DATA;
+  // The kernel passes no open through on a mount with the writeback cache.
+  bool passthrough = d->transport->passthrough_at_init();
+  if (passthrough) d->writeback = false;
   if (d->writeback) want |= FUSE_CAP_WRITEBACK_CACHE;
   if (d->acl) want |= FUSE_CAP_POSIX_ACL;
   conn->want |= want & conn->capable;
+  // Passthrough leaves set-id clearing to the kernel (transport.h), which
+  // skips it for an O_TRUNC open it trusts the daemon to truncate: such
+  // opens truncate by a setattr of their own then.
+  if (passthrough) conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   // Lowers never change under a mount: no need for mtime-based invalidation.
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->max_write = 1u << 20;

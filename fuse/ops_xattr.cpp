@@ -31,6 +31,9 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     reply_sized(req, d.stats.to_json(d.fs->counters(), transport_json(d.transport)), size);
     return;
   }
+  // Passthrough writes never come here: their growth is read now.
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, kGrowthXattr) == 0)
+    d.transport->passthrough().note_growth(*d.fs);
   auto v = d.fs->getxattr(node_of(d, ino), name);
   if (!v) {
     reply_err(req, v.error());

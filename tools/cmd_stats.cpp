@@ -49,10 +49,15 @@ std::string table(const nlohmann::ordered_json& j) {
                      c["seconds"].get<double>(), j["whiteouts"].get<uint64_t>());
   if (j.contains("transport")) {
     const auto& t = j["transport"];
-    out += fmt::format("transport: {}{}\n",
+    std::string passthrough;
+    if (t.value("passthrough", false))
+      passthrough = fmt::format(", passthrough ({} opens)",
+                                t.value("passthrough_opens", uint64_t{0}));
+    out += fmt::format("transport: {}{}{}\n",
                        t["io_uring"].get<bool>()
                            ? fmt::format("io_uring ({} requests)", t["ring_requests"].get<uint64_t>())
                            : std::string("/dev/fuse"),
+                       passthrough,
                        t["killpriv_v2"].get<bool>() ? ", kernel asks set-id clearing (KILLPRIV_V2)"
                                                     : "");
   }

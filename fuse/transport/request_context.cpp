@@ -46,6 +46,7 @@ RequestContext& this_request() { return current; }
 
 void note_request(const fuse_in_header* in, size_t size) {
   current.kill_suidgid = asks_kill_suidgid(in, size);
+  current.reply_backing_id = 0;
 }
 
 }  // namespace lfs

@@ -23,6 +23,9 @@ struct RequestContext {
   // nullptr when the reply is written to /dev/fuse.
   char* reply_buffer = nullptr;
   size_t reply_capacity = 0;
+  // Set by an open or create that passes through (passthrough.h): the id
+  // of the backing file its reply carries, which libfuse 3.14 cannot say.
+  int32_t reply_backing_id = 0;
 };
 
 // The request this thread is serving.

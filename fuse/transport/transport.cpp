@@ -29,6 +29,8 @@ std::string transport_json(const Transport* t) {
   j["io_uring"] = t->rings_running();
   j["ring_requests"] = t->ring_requests();
   j["killpriv_v2"] = t->killpriv_v2();
+  j["passthrough"] = t->passthrough().enabled();
+  j["passthrough_opens"] = t->passthrough().opens();
   return j.dump();
 }
 
@@ -97,7 +99,28 @@ ssize_t Transport::read(int fd, void* buf, size_t len) {
   return n;
 }
 
+namespace {
+
+// Makes the OPEN or CREATE reply in `iov` pass through `backing_id`: its
+// fuse_open_out ends the reply (after the entry, for CREATE).
+void pass_open_reply(iovec* iov, int count, int32_t backing_id) {
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || count != 2 || iov[1].iov_len < sizeof(abi::OpenOut)) return;
+  auto* open = reinterpret_cast<abi::OpenOut*>(static_cast<char*>(iov[1].iov_base) +
+                                               iov[1].iov_len - sizeof(abi::OpenOut));
+  open->open_flags = (open->open_flags & abi::kPassthroughOpenFlags) | FOPEN_PASSTHROUGH;
+  open->backing_id = backing_id;
+}
+
+}  // namespace
+
 ssize_t Transport::writev(int fd, iovec* iov, int count) {
+  RequestContext& ctx = this_request();
+  if (ctx.reply_backing_id != 0 &&
+      static_cast<const fuse_out_header*>(iov[0].iov_base)->unique != 0) {
+    pass_open_reply(iov, count, ctx.reply_backing_id);
+    ctx.reply_backing_id = 0;
+  }
   if (auto taken = Rings::take_reply(iov, count)) return *taken;
   const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
   uint64_t init = init_unique_.load();
@@ -111,6 +134,22 @@ ssize_t Transport::writev(int fd, iovec* iov, int count) {
   return n;
 }
 
+bool Transport::passthrough_at_init() {
+  if (options_.passthrough == Switch::kOff) return false;
+  bool on = options_.passthrough == Switch::kOn;
+  if (!(offered_ & FUSE_INIT_EXT) || !(offered_ & FUSE_PASSTHROUGH)) {
+    say("passthrough: the kernel does not offer it; every open is cached", on);
+    return false;
+  }
+  if (!Passthrough::permitted()) {
+    say("passthrough: needs CAP_SYS_ADMIN in the initial user namespace; "
+        "every open is cached", on);
+    return false;
+  }
+  passthrough_asked_ = true;
+  return true;
+}
+
 // Adds to libfuse's INIT reply what it cannot ask for itself.
 void Transport::negotiate(iovec* iov, int count) {
   const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
@@ -119,7 +158,13 @@ void Transport::negotiate(iovec* iov, int count) {
   uint64_t flags = init->flags | static_cast<uint64_t>(init->flags2) << 32;
   bool ext = offered_ & FUSE_INIT_EXT;
   if (ext) flags |= FUSE_INIT_EXT;
-  if (offered_ & FUSE_HANDLE_KILLPRIV_V2) {
+  if (passthrough_asked_) {
+    // A passthrough write never reaches the daemon, and with either
+    // KILLPRIV flag the kernel leaves set-id clearing to it: the kernel
+    // clears them itself then (a getattr, then a setattr of the mode).
+    flags &= ~static_cast<uint64_t>(FUSE_HANDLE_KILLPRIV | FUSE_HANDLE_KILLPRIV_V2);
+    say("passthrough: no HANDLE_KILLPRIV_V2: set-id bits cleared by the kernel");
+  } else if (offered_ & FUSE_HANDLE_KILLPRIV_V2) {
     flags |= FUSE_HANDLE_KILLPRIV_V2;
     flags &= ~static_cast<uint64_t>(FUSE_HANDLE_KILLPRIV);
     killpriv_v2_ = true;
@@ -143,6 +188,15 @@ void Transport::negotiate(iovec* iov, int count) {
       size_t pages = static_cast<size_t>(init->max_pages) * 4096;
       ring_payload_ = std::max<size_t>({8192, init->max_write, pages});
     }
+  }
+  if (passthrough_asked_) {
+    flags |= FUSE_PASSTHROUGH;
+    flags &= ~static_cast<uint64_t>(FUSE_WRITEBACK_CACHE);
+    // Layer files on a plain filesystem (depth 0) may back opens; an
+    // overlay may still be mounted on this mount (depth 2 at most).
+    init->max_stack_depth = 1;
+    passthrough_.enable(dev_fd_, options_.debug);  // before any OPEN can come
+    say("passthrough: opens of upper files pass through; no writeback cache");
   }
   init->flags = static_cast<uint32_t>(flags);
   init->flags2 = ext ? static_cast<uint32_t>(flags >> 32) : 0;

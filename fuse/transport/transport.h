@@ -7,6 +7,13 @@
 //    for: FUSE_HANDLE_KILLPRIV_V2 whenever offered (no security.capability
 //    lookup before each write and chown; the kernel says per request when
 //    set-id bits must go, see request_context.h) and FUSE_OVER_IO_URING;
+//  - FUSE_PASSTHROUGH (passthrough.h), where the kernel offers it and the
+//    daemon may register backing files: the mount then has no writeback
+//    cache (the kernel does not combine the two) and no KILLPRIV_V2 (the
+//    kernel would leave the set-id bits of a passthrough write to the
+//    daemon, which never sees the write), and open replies that
+//    pass through get their backing id here, as libfuse 3.14 has no field
+//    for it;
 //  - after INIT, serve requests through io_uring queues (ring.h) when the
 //    kernel enables it and io_uring=on (auto, the default, does not yet:
 //    the rings measured slower than /dev/fuse), the multithreaded /dev/fuse
@@ -30,6 +37,8 @@
 #include <mutex>
 #include <string>
 
+#include "passthrough.h"
+
 namespace lfs {
 
 class Rings;
@@ -38,6 +47,7 @@ enum class Switch { kAuto, kOn, kOff };
 
 struct TransportOptions {
   Switch io_uring = Switch::kAuto;
+  Switch passthrough = Switch::kAuto;  // kOff where the mount rules it out
   unsigned ring_depth = 8;  // entries per queue
   bool debug = false;
 };
@@ -55,8 +65,15 @@ class Transport {
   // Ends the ring threads (after the session's loop has ended).
   void stop();
 
+  // Called by the daemon's INIT callback, before the reply is built: true
+  // when passthrough will be asked for (the daemon then asks for no
+  // writeback cache). Says why not under -d, or always when it was on.
+  bool passthrough_at_init();
+
   // What INIT settled.
   bool killpriv_v2() const { return killpriv_v2_; }
+  Passthrough& passthrough() { return passthrough_; }
+  const Passthrough& passthrough() const { return passthrough_; }
   bool rings_running() const;
   uint64_t ring_requests() const;
 
@@ -76,12 +93,15 @@ class Transport {
   uint64_t offered_ = 0;   // the kernel's INIT flags (flags2 above bit 31)
   std::atomic<bool> killpriv_v2_{false};  // read by layerctl stats
   bool uring_asked_ = false;
+  bool passthrough_asked_ = false;
+  Passthrough passthrough_;
   size_t ring_payload_ = 0;
   mutable std::mutex rings_mu_;  // guards rings_
   std::unique_ptr<Rings> rings_;
 };
 
-// {"io_uring": rings serving, "ring_requests": N, "killpriv_v2": bool}
+// {"io_uring": rings serving, "ring_requests": N, "killpriv_v2": bool,
+//  "passthrough": bool, "passthrough_opens": N}
 // for layerctl stats; "" without a transport.
 std::string transport_json(const Transport* t);
 

@@ -50,6 +50,12 @@ def _on_alarm(signum, frame):
     raise TimeoutError("test timed out")
 
 
+def kernel_at_least(major, minor):
+    """Whether the running kernel is major.minor or newer."""
+    parts = os.uname().release.split(".")
+    return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
+
+
 def start(seconds=240):
     """Checks prerequisites and arms the test's overall timeout."""
     require_mount_privileges()

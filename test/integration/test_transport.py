@@ -1,16 +1,24 @@
-"""The transport: /dev/fuse and FUSE over io_uring give the same results.
+"""The transport: /dev/fuse, FUSE over io_uring and passthrough give the
+same results.
 
-For each transport (io_uring=off, and io_uring=on with fuse's enable_uring
-switched to Y for the run, then restored), against kernel overlayfs over
-the same three-layer stack:
+For each transport (io_uring=off; io_uring=on with fuse's enable_uring
+switched to Y for the run, then restored; passthrough=on, where reads and
+writes of upper files skip the daemon), against kernel overlayfs over the
+same three-layer stack:
   - a seeded differential run, every outcome and the final trees equal;
-  - set-id bits under FUSE_HANDLE_KILLPRIV_V2 (negotiated whenever the
-    kernel offers it): a write, a truncate and an O_TRUNC open by a caller
+  - set-id bits, under FUSE_HANDLE_KILLPRIV_V2 where it is negotiated (not
+    with passthrough, where the kernel clears them itself): a write, a truncate and an O_TRUNC open by a caller
     without CAP_FSETID clear set-uid, and set-gid where group execute is
     set; root keeps them; a chown clears them; a write removes
     security.capability. The modes and xattrs must match the kernel's;
   - layerctl stats names the transport: the rings served requests when
     io_uring is on, none when off;
+  - open files the kernel's rules make hard to pass through give what
+    kernel overlayfs gives: a read-only fd of a lower file held while a
+    writer copies it up (it must see the new data), two fds and a mapping
+    of one upper file, an overlay mounted on the mount (stack depth);
+  - layerctl stats names the transport and counts passthrough opens; the
+    growth of a file written through passthrough shows in layerctl top;
   - the daemon exits 0 on unmount and on SIGTERM.
 Then io_uring=on with enable_uring=N: the mount works over /dev/fuse.
 
@@ -18,6 +26,7 @@ Then io_uring=on with enable_uring=N: the mount works over /dev/fuse.
 """
 import argparse
 import json
+import mmap
 import os
 import signal
 import struct
@@ -81,6 +90,66 @@ def prepare_setid(lower):
     os.setxattr(os.path.join(d, "cap"), "security.capability", CAPABILITY)
 
 
+def prepare_open_files(lower):
+    """Lower files the open-file checks use."""
+    d = os.path.join(lower, "opens")
+    os.mkdir(d)
+    for name in ("held", "shared", "nested"):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(b"old\n")
+
+
+def open_file_outcomes(mnt, tmp):
+    """What reads through open files and an overlay on `mnt` see."""
+    d = os.path.join(mnt, "opens")
+    out = {}
+    # A reader of the lower file, then a writer that copies it up.
+    with open(os.path.join(d, "held"), "rb") as reader:
+        out["held_before"] = reader.read().decode()
+        with open(os.path.join(d, "held"), "ab") as writer:
+            writer.write(b"new\n")
+        reader.seek(0)
+        out["held_after"] = reader.read().decode()
+    # Two fds and a mapping of one upper file.
+    with open(os.path.join(d, "shared"), "r+b") as writer:
+        writer.write(b"abc")
+        writer.flush()
+        with open(os.path.join(d, "shared"), "rb") as reader:
+            out["shared_read"] = reader.read().decode()
+            with mmap.mmap(reader.fileno(), 0, prot=mmap.PROT_READ) as m:
+                out["shared_map"] = m[:].decode()
+        writer.seek(0, os.SEEK_END)
+        writer.write(b"x" * 70000)
+        out["shared_size"] = os.fstat(writer.fileno()).st_size
+    with open(os.path.join(d, "shared"), "rb") as again:
+        out["shared_again"] = len(again.read())
+    # An overlay with this mount as its lower layer.
+    top = os.path.join(tmp, "on_top")
+    dirs = [os.path.join(top, n) for n in ("m", "u", "w")]
+    for x in dirs:
+        os.makedirs(x)
+    with harness.kernel_overlay(dirs[0], [d], dirs[1], dirs[2]):
+        with open(os.path.join(dirs[0], "nested"), "ab") as f:
+            f.write(b"top\n")
+        with open(os.path.join(dirs[0], "nested"), "rb") as f:
+            out["nested"] = f.read().decode()
+    with open(os.path.join(d, "nested"), "rb") as f:
+        out["nested_below"] = f.read().decode()
+    return out
+
+
+def passthrough_growth(mnt, problems, label):
+    """A passthrough writer's growth shows in layerctl top while it writes."""
+    with open(os.path.join(mnt, "opens", "growing"), "wb") as f:
+        f.write(b"g" * (1 << 20))
+        f.flush()
+        os.fsync(f.fileno())  # out of the writeback cache, where there is one
+        growth = json.loads(os.getxattr(mnt, "user.layerfs.growth"))
+    grown = {p["path"]: p["bytes"] for p in growth["paths"]}.get("/opens/growing", 0)
+    if grown < (1 << 20):
+        problems.append(f"{label}: /opens/growing grew {grown} bytes while open, not 1 MiB")
+
+
 def setid_outcomes(mnt):
     """Runs the set-id changes on a mount; returns each file's mode and caps."""
     d = os.path.join(mnt, "setid")
@@ -116,7 +185,8 @@ def setid_outcomes(mnt):
     return out
 
 
-def run_transport(tmp, lowers, label, options, expect_rings, args, problems):
+def run_transport(tmp, lowers, label, options, expect, args, problems):
+    """`expect`: {"io_uring": bool, "passthrough": bool}, what stats must say."""
     base = os.path.join(tmp, label)
     dirs = {n: os.path.join(base, n) for n in ("ku", "kw", "lu", "lw", "km", "lm")}
     for d in dirs.values():
@@ -127,6 +197,8 @@ def run_transport(tmp, lowers, label, options, expect_rings, args, problems):
                                 ["redirect_dir=on", "index=off", "metacopy=off"]), \
             harness.layerfs(dirs["lm"], lowers, dirs["lu"], dirs["lw"], options):
         expected, actual = setid_outcomes(dirs["km"]), setid_outcomes(dirs["lm"])
+        expected.update(open_file_outcomes(dirs["km"], os.path.join(base, "k")))
+        actual.update(open_file_outcomes(dirs["lm"], os.path.join(base, "l")))
         if expected["nobody"] != ["ok"] or actual["nobody"] != ["ok"]:
             problems.append(f"{label}: the set-id changes by nobody failed: "
                             f"kernel {expected['nobody']}, layerfs {actual['nobody']}")
@@ -139,16 +211,19 @@ def run_transport(tmp, lowers, label, options, expect_rings, args, problems):
         problems += found
         problems += [f"{label}: {p}" for p in harness.compare(
             harness.snapshot(dirs["km"]), harness.snapshot(dirs["lm"]), "layerfs")]
+        passthrough_growth(dirs["lm"], problems, label)
         t = transport_of(dirs["lm"])
         print(f"{label}: {args.ops} ops, {mismatches} mismatches; transport {t}")
-        if t.get("io_uring") != expect_rings:
-            problems.append(f"{label}: transport {t}, rings expected: {expect_rings}")
-        if expect_rings and not t.get("ring_requests"):
-            problems.append(f"{label}: no request went through the rings")
-        if not expect_rings and t.get("ring_requests"):
-            problems.append(f"{label}: {t['ring_requests']} requests through rings that are off")
-        if not t.get("killpriv_v2"):
-            problems.append(f"{label}: KILLPRIV_V2 was not negotiated ({t})")
+        for key in ("io_uring", "passthrough"):
+            if t.get(key) != expect[key]:
+                problems.append(f"{label}: transport {t}, {key} expected: {expect[key]}")
+        if expect["io_uring"] != bool(t.get("ring_requests")):
+            problems.append(f"{label}: {t.get('ring_requests')} requests through the rings")
+        if expect["passthrough"] != bool(t.get("passthrough_opens")):
+            problems.append(f"{label}: {t.get('passthrough_opens')} passthrough opens")
+        # Passthrough leaves set-id clearing to the kernel (transport.h).
+        if t.get("killpriv_v2") == expect["passthrough"]:
+            problems.append(f"{label}: KILLPRIV_V2 {t.get('killpriv_v2')} ({t})")
     # A SIGTERM ends the daemon cleanly with the rings running.
     with harness.layerfs(dirs["lm"], lowers, dirs["lu"], dirs["lw"], options,
                          stop_signal=signal.SIGTERM):
@@ -165,12 +240,19 @@ def main():
     with harness.temp_dir() as tmp:
         lowers = stacks.build_kernel_form(os.path.join(tmp, "layers"), xattr_whiteouts=False)
         prepare_setid(lowers[0])
+        prepare_open_files(lowers[0])
         with harness.lowers_unchanged(lowers, problems):
-            run_transport(tmp, lowers, "dev", ["io_uring=off"], False, args, problems)
+            run_transport(tmp, lowers, "dev", ["io_uring=off", "passthrough=off"],
+                          {"io_uring": False, "passthrough": False}, args, problems)
+            if harness.kernel_at_least(6, 9):
+                run_transport(tmp, lowers, "passthrough", ["io_uring=off", "passthrough=on"],
+                              {"io_uring": False, "passthrough": True}, args, problems)
+            else:
+                print("passthrough: needs kernel 6.9; not run")
             with EnableUring("Y") as switched:
                 if switched:
-                    run_transport(tmp, lowers, "io_uring", ["io_uring=on"], True, args,
-                                  problems)
+                    run_transport(tmp, lowers, "io_uring", ["io_uring=on", "passthrough=off"],
+                                  {"io_uring": True, "passthrough": False}, args, problems)
                 else:
                     print("io_uring: fuse's enable_uring cannot be set here; not run")
             with EnableUring("N"):
