@@ -5,9 +5,10 @@ Mounts the same three-layer stack under each target, fresh for every sample,
 runs each workload on each target (samples interleaved), and prints one
 table: the median time per target and the ratios of layerfs to the others
 (below 1.00 means layerfs is faster). The targets: kernel overlayfs,
-fuse-overlayfs, the floor, layerfs over /dev/fuse (io_uring=off) and
-layerfs+uring (io_uring=on, with fuse's enable_uring set to Y for the run
-and set back after). The floor is bench/floor_passthrough, a plain FUSE
+fuse-overlayfs, the floor, layerfs over /dev/fuse (io_uring=off,
+passthrough=off), layerfs+uring (io_uring=on, with fuse's enable_uring set
+to Y for the run and set back after) and layerfs+pass (passthrough=on: the
+reads and writes of upper files go straight to them, no writeback cache). The floor is bench/floor_passthrough, a plain FUSE
 passthrough of one directory holding the tree the stack shows (copied once
 out of a kernel overlay of the lowers, without the huge tree only the RSS
 rows use, which the floor is not in; hard-linked afresh for each sample):
@@ -40,7 +41,7 @@ from bench_fs import fresh_ext4, image_of
 
 MiB = 1 << 20
 # every target, in the order of the table
-TARGETS = ["kernel", "fuse-overlayfs", "floor", "layerfs", "layerfs+uring"]
+TARGETS = ["kernel", "fuse-overlayfs", "floor", "layerfs", "layerfs+uring", "layerfs+pass"]
 URING_PARAM = "/sys/module/fuse/parameters/enable_uring"
 
 
@@ -196,10 +197,11 @@ class Target:
             said = f.read().splitlines()
         if status != 0:
             self.note(f"exited with status {status}" + (f": {said[-1]}" if said else ""))
-        if self.name == "layerfs+uring":  # io_uring=on says so when it cannot have the rings
-            for line in said:
-                if "serving /dev/fuse" in line:
-                    self.note(line)
+        # io_uring=on and passthrough=on say so when they cannot be had
+        refusal = {"layerfs+uring": "serving /dev/fuse", "layerfs+pass": "is cached"}
+        for line in said:
+            if self.name in refusal and refusal[self.name] in line:
+                self.note(line)
 
     def note(self, text):
         if text not in self.notes:
@@ -459,7 +461,9 @@ def main():
         sh(f"tar -C /usr -cf {Bench.tarball} include")
         print(f"stack built in {time.monotonic() - t0:.0f}s "
               f"({'quick' if args.quick else 'full'} sizes, {args.samples} samples)", flush=True)
-        options = {"layerfs": ("io_uring=off",), "layerfs+uring": ("io_uring=on",)}
+        options = {"layerfs": ("io_uring=off", "passthrough=off"),
+                   "layerfs+uring": ("io_uring=on", "passthrough=off"),
+                   "layerfs+pass": ("io_uring=off", "passthrough=on")}
         targets = [Target(n, lowers, base, os.path.abspath(args.layerfs), options.get(n, ()),
                           floor, flat) for n in names]
         results, failures = [], []
@@ -497,10 +501,12 @@ def main():
 # (heading, target) of the time columns, and (heading, numerator, denominator)
 # of the ratio columns
 COLUMNS = [("kernel", "kernel"), ("fuse-ovl", "fuse-overlayfs"), ("floor", "floor"),
-           ("layerfs", "layerfs"), ("l+uring", "layerfs+uring")]
+           ("layerfs", "layerfs"), ("l+uring", "layerfs+uring"), ("l+pass", "layerfs+pass")]
 RATIOS = [("l/kern", "layerfs", "kernel"), ("l/fuse", "layerfs", "fuse-overlayfs"),
           ("l/floor", "layerfs", "floor"), ("u/floor", "layerfs+uring", "floor"),
-          ("u/kern", "layerfs+uring", "kernel"), ("u/fuse", "layerfs+uring", "fuse-overlayfs")]
+          ("u/kern", "layerfs+uring", "kernel"), ("u/fuse", "layerfs+uring", "fuse-overlayfs"),
+          ("p/kern", "layerfs+pass", "kernel"), ("p/fuse", "layerfs+pass", "fuse-overlayfs"),
+          ("p/l", "layerfs+pass", "layerfs")]
 
 
 def ratio(a, b):

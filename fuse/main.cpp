@@ -225,6 +225,7 @@ int run(int argc, char** argv) {
           ? Switch::kOff
       : config.passthrough == "on" ? Switch::kOn
                                    : Switch::kAuto;
+  transport_options.passthrough_lower_reads = fs.read_only();
   Transport transport(transport_options);
   daemon.transport = &transport;
   fuse_lowlevel_ops ops = make_ops(config.stats);

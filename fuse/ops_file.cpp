@@ -21,8 +21,9 @@ void set_open_flags(Daemon& d, fuse_file_info* fi, std::unique_ptr<OpenFile> fil
   OpenFile& f = *file;
   fi->fh = d.files.adopt(std::move(file));
   // Its reply carries the backing id (transport.cpp) when it passes through.
-  int32_t backing = d.transport->passthrough().open(
-      fi->fh, f.node, current_fd(f), f.layer == 0 && !fi->direct_io, f.writable);
+  int32_t backing = fi->direct_io ? 0
+                                   : d.transport->passthrough().open(
+                                         fi->fh, f.node, current_fd(f), f.layer, f.writable);
   this_request().reply_backing_id = backing;
   // The daemon owns every change: cached pages stay valid.
   fi->keep_cache = backing == 0;

@@ -42,18 +42,21 @@ bool Passthrough::permitted() {
   return has_effective_cap(CAP_SYS_ADMIN);
 }
 
-void Passthrough::enable(int dev_fd, bool debug) {
+void Passthrough::enable(int dev_fd, bool lower_reads, bool debug) {
+  lower_reads_ = lower_reads;
   debug_ = debug;
   dev_fd_.store(dev_fd, std::memory_order_release);
 }
 
-int32_t Passthrough::open(uint64_t fh, Node* node, std::shared_ptr<Fd> fd,
-                          bool upper_data, bool writable) {
+int32_t Passthrough::open(uint64_t fh, Node* node, std::shared_ptr<Fd> fd, unsigned layer,
+                          bool writable) {
   if (!enabled()) return 0;
   std::lock_guard lock(mu_);
   Inode& inode = nodes_[node];
-  // The kernel holds this inode cached: a passthrough open would fail.
-  bool pass = upper_data && inode.cached == 0;
+  // A node's data stays in one layer while it is open: a lower file is
+  // copied up only by an open for writing, which a writable mount's held
+  // passthrough opens (all of upper files) never meet in a lower file.
+  bool pass = (layer == 0 || lower_reads_) && inode.cached == 0;
   if (pass && inode.backing_id == 0) {
     abi::BackingMap map{};
     map.fd = fd->get();

@@ -2,16 +2,20 @@
 // file go from the kernel straight to its file in the upper layer, with no
 // request to the daemon.
 //
-// Which opens may pass through, and the kernel's rules they must keep:
-//  - only a file whose data is its upper file: a read-only open of a lower
-//    file stays cached, so that it follows a later copy-up (the daemon
-//    reopens it in the upper, as kernel overlayfs does) and a lower file is
-//    never written;
+// Which opens pass through, and the kernel's rules they must keep:
+//  - an open of a file whose data is its upper file;
+//  - on a read-only mount (no upper dir), every open: the kernel then reads
+//    the lower file itself, which it may only read;
+//  - not, on a writable mount, a read-only open of a lower file: it stays
+//    cached, so that it follows a later copy-up (the daemon reopens it in
+//    the upper, as kernel overlayfs does). Passed through, it would fix the
+//    inode's backing file to the lower one, and the kernel fails every
+//    other open of an inode with a backing file that does not pass through
+//    to the same file (EIO), so no writer could open it while it is held;
 //  - an inode is open either through the page cache or passed through,
-//    never both at once (the kernel fails the open that would mix them),
-//    and every passthrough open of an inode names the same backing file.
+//    never both at once (the kernel fails the open that would mix them).
 // So the table counts, per node, the cached and the passthrough opens the
-// kernel holds, registers a node's upper file with the kernel at its first
+// kernel holds, registers a node's file with the kernel at its first
 // passthrough open (FUSE_DEV_IOC_BACKING_OPEN) and drops it at the last
 // release. A refused registration (a layer on FUSE, or stacked too deep)
 // leaves that open cached.
@@ -43,14 +47,15 @@ struct Node;
 class Passthrough {
  public:
   // Off until INIT settles it: the kernel granted FUSE_PASSTHROUGH and
-  // `dev_fd` is the session's /dev/fuse.
-  void enable(int dev_fd, bool debug);
+  // `dev_fd` is the session's /dev/fuse. `lower_reads`: opens of lower
+  // files pass through too (a read-only mount).
+  void enable(int dev_fd, bool lower_reads, bool debug);
   bool enabled() const { return dev_fd_.load(std::memory_order_acquire) >= 0; }
 
-  // Records the open handed out as `fh` and returns the backing id its
-  // reply must carry, or 0 for a cached open. `upper_data`: its fd is the
-  // node's upper file, which the kernel may then use directly.
-  int32_t open(uint64_t fh, Node* node, std::shared_ptr<Fd> fd, bool upper_data,
+  // Records the open handed out as `fh`, whose fd is `fd` in layer `layer`
+  // (0: the upper) of `node`; returns the backing id its reply must carry,
+  // or 0 for an open through the page cache.
+  int32_t open(uint64_t fh, Node* node, std::shared_ptr<Fd> fd, unsigned layer,
                bool writable);
   // The kernel released `fh`, or never got it (its reply failed).
   void release(uint64_t fh, MergedFs& fs);
@@ -76,6 +81,7 @@ class Passthrough {
   void close_backing(int32_t id);
 
   std::atomic<int> dev_fd_{-1};
+  bool lower_reads_ = false;
   bool debug_ = false;
   bool refusal_said_ = false;
   std::atomic<uint64_t> opens_{0};  // passthrough opens so far (stats)

@@ -195,8 +195,11 @@ void Transport::negotiate(iovec* iov, int count) {
     // Layer files on a plain filesystem (depth 0) may back opens; an
     // overlay may still be mounted on this mount (depth 2 at most).
     init->max_stack_depth = 1;
-    passthrough_.enable(dev_fd_, options_.debug);  // before any OPEN can come
-    say("passthrough: opens of upper files pass through; no writeback cache");
+    // Enabled before the reply goes, as an OPEN may follow it at once.
+    passthrough_.enable(dev_fd_, options_.passthrough_lower_reads, options_.debug);
+    say(options_.passthrough_lower_reads
+            ? "passthrough: every open passes through (a read-only mount)"
+            : "passthrough: opens of upper files pass through; no writeback cache");
   }
   init->flags = static_cast<uint32_t>(flags);
   init->flags2 = ext ? static_cast<uint32_t>(flags >> 32) : 0;

@@ -48,6 +48,7 @@ enum class Switch { kAuto, kOn, kOff };
 struct TransportOptions {
   Switch io_uring = Switch::kAuto;
   Switch passthrough = Switch::kAuto;  // kOff where the mount rules it out
+  bool passthrough_lower_reads = false;  // lower files too: a read-only mount
   unsigned ring_depth = 8;  // entries per queue
   bool debug = false;
 };

@@ -2,8 +2,8 @@
 same results.
 
 For each transport (io_uring=off; io_uring=on with fuse's enable_uring
-switched to Y for the run, then restored; passthrough=on, where reads and
-writes of upper files skip the daemon), against kernel overlayfs over the
+switched to Y for the run, then restored; passthrough=on, where the kernel
+reads and writes upper files itself), against kernel overlayfs over the
 same three-layer stack:
   - a seeded differential run, every outcome and the final trees equal;
   - set-id bits, under FUSE_HANDLE_KILLPRIV_V2 where it is negotiated (not
@@ -17,6 +17,8 @@ same three-layer stack:
     kernel overlayfs gives: a read-only fd of a lower file held while a
     writer copies it up (it must see the new data), two fds and a mapping
     of one upper file, an overlay mounted on the mount (stack depth);
+  - reading a lower file sends READ requests (it stays cached on a writable
+    mount), and with passthrough=on, none on a read-only mount;
   - layerctl stats names the transport and counts passthrough opens; the
     growth of a file written through passthrough shows in layerctl top;
   - the daemon exits 0 on unmount and on SIGTERM.
@@ -97,6 +99,8 @@ def prepare_open_files(lower):
     for name in ("held", "shared", "nested"):
         with open(os.path.join(d, name), "wb") as f:
             f.write(b"old\n")
+    with open(os.path.join(d, "read"), "wb") as f:
+        f.write(os.urandom(256 << 10))
 
 
 def open_file_outcomes(mnt, tmp):
@@ -138,6 +142,23 @@ def open_file_outcomes(mnt, tmp):
     return out
 
 
+def read_requests(mnt):
+    r = subprocess.run([harness.LAYERCTL, "stats", "--json", mnt], capture_output=True,
+                       text=True, timeout=60, check=True)
+    return json.loads(r.stdout)["ops"].get("read", {}).get("count", 0)
+
+
+def lower_reads(mnt, problems, label, expect_passed):
+    """Whether reading a lower file sent READ requests: none when the kernel
+    reads it itself (passthrough=on), some otherwise."""
+    before = read_requests(mnt)
+    with open(os.path.join(mnt, "opens", "read"), "rb") as f:
+        f.read()
+    sent = read_requests(mnt) - before
+    if (sent == 0) != expect_passed:
+        problems.append(f"{label}: reading a lower file sent {sent} READ requests")
+
+
 def passthrough_growth(mnt, problems, label):
     """A passthrough writer's growth shows in layerctl top while it writes."""
     with open(os.path.join(mnt, "opens", "growing"), "wb") as f:
@@ -148,6 +169,23 @@ def passthrough_growth(mnt, problems, label):
     grown = {p["path"]: p["bytes"] for p in growth["paths"]}.get("/opens/growing", 0)
     if grown < (1 << 20):
         problems.append(f"{label}: /opens/growing grew {grown} bytes while open, not 1 MiB")
+
+
+def read_only_passthrough(tmp, lowers, problems):
+    """Without an upper dir every open passes through: the kernel reads the
+    lower files itself, and they read as under kernel overlayfs."""
+    km, lm = os.path.join(tmp, "ro_k"), os.path.join(tmp, "ro_l")
+    for d in (km, lm):
+        os.mkdir(d)
+    with harness.kernel_overlay(km, lowers), \
+            harness.layerfs(lm, lowers, extra=["passthrough=on"]):
+        lower_reads(lm, problems, "read-only", True)
+        problems += [f"read-only: {p}" for p in harness.compare(
+            harness.snapshot(km), harness.snapshot(lm), "layerfs")]
+        t = transport_of(lm)
+        print(f"read-only passthrough: transport {t}")
+        if not t.get("passthrough_opens"):
+            problems.append(f"read-only: no open passed through ({t})")
 
 
 def setid_outcomes(mnt):
@@ -199,6 +237,9 @@ def run_transport(tmp, lowers, label, options, expect, args, problems):
         expected, actual = setid_outcomes(dirs["km"]), setid_outcomes(dirs["lm"])
         expected.update(open_file_outcomes(dirs["km"], os.path.join(base, "k")))
         actual.update(open_file_outcomes(dirs["lm"], os.path.join(base, "l")))
+        # before the differential run, which may remove /opens
+        passthrough_growth(dirs["lm"], problems, label)
+        lower_reads(dirs["lm"], problems, label, False)
         if expected["nobody"] != ["ok"] or actual["nobody"] != ["ok"]:
             problems.append(f"{label}: the set-id changes by nobody failed: "
                             f"kernel {expected['nobody']}, layerfs {actual['nobody']}")
@@ -211,7 +252,6 @@ def run_transport(tmp, lowers, label, options, expect, args, problems):
         problems += found
         problems += [f"{label}: {p}" for p in harness.compare(
             harness.snapshot(dirs["km"]), harness.snapshot(dirs["lm"]), "layerfs")]
-        passthrough_growth(dirs["lm"], problems, label)
         t = transport_of(dirs["lm"])
         print(f"{label}: {args.ops} ops, {mismatches} mismatches; transport {t}")
         for key in ("io_uring", "passthrough"):
@@ -247,6 +287,7 @@ def main():
             if harness.kernel_at_least(6, 9):
                 run_transport(tmp, lowers, "passthrough", ["io_uring=off", "passthrough=on"],
                               {"io_uring": False, "passthrough": True}, args, problems)
+                read_only_passthrough(tmp, lowers, problems)
             else:
                 print("passthrough: needs kernel 6.9; not run")
             with EnableUring("Y") as switched:
