@@ -10,7 +10,8 @@
 // differ only in what the daemon does per request.
 //
 // A bench tool, not a product: every inode the kernel knows holds an O_PATH
-// fd (a tree larger than the fd limit fails with EMFILE), and a caller other
+// fd (the fd limit is raised as far as the system allows, fs.nr_open for
+// root; a tree larger than that fails with EMFILE), and a caller other
 // than the daemon's user creates files with its fsuid and fsgid but without
 // its supplementary groups.
 //
@@ -27,6 +28,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/fsuid.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -654,7 +656,24 @@ int usage(const char* argv0) {
 
 }  // namespace
 
+// One O_PATH fd per known inode: as many fds as this process may have.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (FILE* f = fopen("/proc/sys/fs/nr_open", "r")) {
+    unsigned long most = 0;
+    if (fscanf(f, "%lu", &most) == 1 && most > rl.rlim_max) {
+      rlimit wanted{most, most};
+      if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) rl = wanted;  // root may
+    }
+    fclose(f);
+  }
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int main(int argc, char** argv) {
+  raise_fd_limit();
   const char* source = nullptr;
   const char* mountpoint = nullptr;
   bool foreground = false, debug = false;
