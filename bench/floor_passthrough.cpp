@@ -9,19 +9,32 @@
 // cache_readdir, writeback cache, splice, 1 MiB requests), so that the two
 // differ only in what the daemon does per request.
 //
-// A bench tool, not a product: every inode the kernel knows holds an O_PATH
-// fd (the fd limit is raised as far as the system allows, fs.nr_open for
-// root; a tree larger than that fails with EMFILE), and a caller other
-// than the daemon's user creates files with its fsuid and fsgid but without
-// its supplementary groups.
+// A bench tool, not a product. The fds it holds stay bounded, whatever the
+// size of the tree: the inodes the kernel knows keep their O_PATH fds in an
+// LRU cache of a quarter of the fd soft limit (at most 4096), and an inode
+// whose fd was evicted is opened again, when a request needs it, through a
+// name it was seen by: its parent inode (opened again the same way if need
+// be) and its name there. Those names follow rename and link; the ones lost
+// to unlink or to a rename over them are found stale when used (the inode
+// opened is checked by (dev, ino)) and dropped, and another is tried. So an
+// inode the kernel still knows once its last name is gone answers ESTALE
+// after its fd was evicted, to the requests that reach it by inode (getattr,
+// setattr, open, ...; its open files keep their own fds and still work), and,
+// as an evicted fd no longer pins the inode, a new file given the same inode
+// number in the meantime is taken for it. Open files and directories hold one
+// fd each besides the cache (the soft limit is raised to the hard one,
+// fs.nr_open for root). A caller other than the daemon's user creates files
+// with its fsuid and fsgid but without its supplementary groups.
 //
 //   floor_passthrough SOURCE_DIR MOUNTPOINT [-f] [-d]
 //
 // Threads: libfuse's multithreaded loop, one /dev/fuse fd per worker.
-// Inode::fd never changes after creation; Fs::table_mu guards the inode table
-// and every lookup count, and is dropped before any fuse_reply_*. A directory
-// handle is used by one request at a time (the kernel serializes readdir on
-// an open file).
+// Fs::table_mu guards the inode table, the fd cache, and every inode's
+// counts, names and fd; no system call runs under it, and it is dropped
+// before any fuse_reply_*. A request takes a reference to the fd it uses
+// (FdRef), so an eviction meanwhile closes the fd only once the request is
+// done with it. A directory handle is used by one request at a time (the
+// kernel serializes readdir on an open file).
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
@@ -38,10 +51,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -67,20 +82,46 @@ class Fd {
   int fd_;
 };
 
+struct Inode;
+
+// A name an inode was seen by: `name` in the directory `parent`. It holds
+// `parent` (Inode::holds), so the parent stays in the table while it does.
+struct Name {
+  Inode* parent;
+  std::string name;
+};
+
+// A reference to an inode's O_PATH fd: the fd stays open while one exists,
+// even after the cache evicted it.
+using FdRef = std::shared_ptr<const Fd>;
+
 struct Inode {
-  Inode(Fd f, dev_t d, ino_t i) : fd(std::move(f)), dev(d), ino(i) {}
-  const Fd fd;  // O_PATH | O_NOFOLLOW; pins the inode, so (dev, ino) is not reused
+  Inode(dev_t d, ino_t i) : dev(d), ino(i) {}
   const dev_t dev;
   const ino_t ino;
-  uint64_t nlookup = 0;  // guarded by Fs::table_mu
+  // The rest is guarded by Fs::table_mu.
+  uint64_t nlookup = 0;     // the kernel's lookups of it
+  uint64_t holds = 0;       // the Names in it, and the reopens under way through it
+  std::vector<Name> names;  // where it was seen; any may be stale (checked when used)
+  FdRef fd;  // O_PATH | O_NOFOLLOW, null once evicted; while set, (dev, ino) is not reused
+  std::list<Inode*>::iterator lru;  // its place in Fs::lru while it has an fd (not the root)
 };
 
 struct Fs {
-  std::mutex table_mu;  // guards inodes and every Inode::nlookup; taken alone
+  std::mutex table_mu;  // guards inodes, lru and what Inode says it guards; taken alone
   std::map<std::pair<dev_t, ino_t>, std::unique_ptr<Inode>> inodes;
-  Inode* root = nullptr;  // in `inodes`, never forgotten
-  uid_t uid = 0;          // the daemon's own credentials
+  std::list<Inode*> lru;   // the inodes with an fd, the one used last first
+  size_t fd_budget = 0;    // the most fds lru holds
+  Inode* root = nullptr;   // in `inodes`, never forgotten; its fd is never evicted
+  uid_t uid = 0;           // the daemon's own credentials
   gid_t gid = 0;
+};
+
+// What a locked section lets go of, freed once the lock is dropped so that no
+// close(2) runs under it: declare it before the lock_guard.
+struct Released {
+  std::vector<std::unique_ptr<Inode>> inodes;
+  std::vector<FdRef> fds;
 };
 
 struct DirHandle {
@@ -139,32 +180,188 @@ class CallerCreds {
   bool gid_set_ = false;
 };
 
+// --- the inode table and its fd cache -----------------------------------
+
+// Marks node's fd as the one used last. Lock held.
+void touch(Fs& fs, Inode& node) {
+  if (&node != fs.root) fs.lru.splice(fs.lru.begin(), fs.lru, node.lru);
+}
+
+// Makes `fd` node's fd unless it has one already (a racing request opened
+// it), evicting the fd used longest ago when over budget; returns node's fd.
+// Lock held.
+FdRef cache_fd(Fs& fs, Inode& node, FdRef fd, Released& out) {
+  if (node.fd) {
+    out.fds.push_back(std::move(fd));
+    touch(fs, node);
+    return node.fd;
+  }
+  node.fd = std::move(fd);
+  node.lru = fs.lru.insert(fs.lru.begin(), &node);
+  if (fs.lru.size() > fs.fd_budget) {
+    Inode* victim = fs.lru.back();
+    fs.lru.pop_back();
+    out.fds.push_back(std::move(victim->fd));  // leaves victim->fd null
+  }
+  return node.fd;
+}
+
+void unhold(Fs& fs, Inode& node, Released& out);
+
+// Frees `node` once neither the kernel nor a Name needs it, and then the
+// parents its names held. Lock held.
+void release_if_unused(Fs& fs, Inode& node, Released& out) {
+  if (&node == fs.root || node.nlookup > 0 || node.holds > 0) return;
+  if (node.fd) fs.lru.erase(node.lru);
+  auto it = fs.inodes.find({node.dev, node.ino});
+  out.inodes.push_back(std::move(it->second));
+  fs.inodes.erase(it);
+  for (Name& n : node.names) unhold(fs, *n.parent, out);
+}
+
+// Lets go of one hold on `node`. Lock held.
+void unhold(Fs& fs, Inode& node, Released& out) {
+  node.holds--;
+  release_if_unused(fs, node, out);
+}
+
+// Records that `node` is `name` in `parent`, if it does not know it yet.
+// Lock held.
+void add_name(Fs& fs, Inode& node, Inode& parent, std::string_view name) {
+  if (&node == fs.root) return;
+  for (const Name& n : node.names)
+    if (n.parent == &parent && n.name == name) return;
+  node.names.push_back({&parent, std::string(name)});
+  parent.holds++;
+}
+
+// Forgets that `node` is `where`, if it knew. Lock held.
+void drop_name(Fs& fs, Inode& node, const Name& where, Released& out) {
+  auto it = std::ranges::find_if(node.names, [&](const Name& n) {
+    return n.parent == where.parent && n.name == where.name;
+  });
+  if (it == node.names.end()) return;
+  Inode& parent = *it->parent;
+  node.names.erase(it);
+  unhold(fs, parent, out);
+}
+
+FdRef fd_of(Fs& fs, Inode& node, int* err);
+
+// `node` opened through `where`, checked to be `node` still: else null and
+// *err set, ESTALE when the name now stands for another inode. The caller
+// holds where.parent.
+FdRef open_through(Fs& fs, const Inode& node, const Name& where, int* err) {
+  FdRef dir = fd_of(fs, *where.parent, err);
+  if (!dir) return nullptr;
+  Fd fd(openat(dir->get(), where.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st;
+  if (fd.get() < 0)
+    *err = errno;
+  else if (!(*err = stat_of(fd.get(), &st)) && (st.st_dev != node.dev || st.st_ino != node.ino))
+    *err = ESTALE;
+  if (*err) return nullptr;
+  return std::make_shared<const Fd>(std::move(fd));
+}
+
+// Whether `err` from open_through means the name no longer leads to the inode.
+bool is_stale(int err) { return err == ENOENT || err == ENOTDIR || err == ESTALE; }
+
+// Opens the fd of an evicted `node` again, through the first of its names
+// that still leads to it, dropping those found stale; null and *err set
+// (ESTALE when no name is left) if none does.
+FdRef reopen(Fs& fs, Inode& node, int* err) {
+  for (;;) {
+    Name where;
+    {
+      std::lock_guard lock(fs.table_mu);
+      if (node.fd) {  // another request opened it meanwhile
+        touch(fs, node);
+        *err = 0;
+        return node.fd;
+      }
+      if (node.names.empty()) {
+        *err = ESTALE;
+        return nullptr;
+      }
+      where = node.names.front();
+      where.parent->holds++;  // it outlives a rename that drops `where` meanwhile
+    }
+    FdRef fd = open_through(fs, node, where, err);
+    Released released;
+    std::lock_guard lock(fs.table_mu);
+    if (fd)
+      fd = cache_fd(fs, node, std::move(fd), released);
+    else if (is_stale(*err))
+      drop_name(fs, node, where, released);
+    unhold(fs, *where.parent, released);
+    if (fd || !is_stale(*err)) return fd;
+  }
+}
+
+// A reference to node's O_PATH fd, opened again if it was evicted; else null
+// and *err set. In the common case a lock and no system call.
+FdRef fd_of(Fs& fs, Inode& node, int* err) {
+  *err = 0;
+  if (&node == fs.root) return node.fd;  // set once before the loop started
+  {
+    std::lock_guard lock(fs.table_mu);
+    if (node.fd) {
+      touch(fs, node);
+      return node.fd;
+    }
+  }
+  return reopen(fs, node, err);
+}
+
+FdRef fd_of(fuse_req_t req, fuse_ino_t ino, int* err) {
+  return fd_of(fs_of(req), inode_of(req, ino), err);
+}
+
 // Finds `name` in `parent`, counts one lookup of it and fills `e`.
 int lookup(Fs& fs, Inode& parent, const char* name, fuse_entry_param* e) {
   *e = {};
   e->attr_timeout = e->entry_timeout = kTimeout;
-  Fd fd(openat(parent.fd.get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (fd.get() < 0) return errno;
-  if (int err = stat_of(fd.get(), &e->attr)) return err;
+  int err;
+  FdRef dir = fd_of(fs, parent, &err);
+  if (!dir) return err;
+  Fd opened(openat(dir->get(), name, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (opened.get() < 0) return errno;
+  if ((err = stat_of(opened.get(), &e->attr))) return err;
+  auto fd = std::make_shared<const Fd>(std::move(opened));
   std::pair key(e->attr.st_dev, e->attr.st_ino);
+  Released released;
   std::lock_guard lock(fs.table_mu);
   auto it = fs.inodes.find(key);
   if (it == fs.inodes.end())
-    it = fs.inodes.emplace(key, std::make_unique<Inode>(std::move(fd), key.first, key.second))
-             .first;
-  it->second->nlookup++;
-  e->ino = fuse_ino_of(fs, it->second.get());
+    it = fs.inodes.emplace(key, std::make_unique<Inode>(key.first, key.second)).first;
+  Inode& node = *it->second;
+  node.nlookup++;
+  add_name(fs, node, parent, name);
+  cache_fd(fs, node, std::move(fd), released);
+  e->ino = fuse_ino_of(fs, &node);
   return 0;
 }
 
 void forget_one(Fs& fs, Inode& node, uint64_t count) {
-  std::unique_ptr<Inode> gone;  // closed after the lock is dropped
+  Released released;
   std::lock_guard lock(fs.table_mu);
   node.nlookup -= std::min(count, node.nlookup);
-  if (node.nlookup > 0 || &node == fs.root) return;
-  auto it = fs.inodes.find({node.dev, node.ino});
-  gone = std::move(it->second);
-  fs.inodes.erase(it);
+  release_if_unused(fs, node, released);
+}
+
+// Moves the name `from_name` in `from` of the inode `key`, if the table has
+// it, to `to_name` in `to`: a rename just done.
+void move_name(Fs& fs, std::pair<dev_t, ino_t> key, Inode& from, const char* from_name,
+               Inode& to, const char* to_name) {
+  Released released;
+  std::lock_guard lock(fs.table_mu);
+  auto it = fs.inodes.find(key);
+  if (it == fs.inodes.end()) return;
+  Name old{&from, from_name};
+  if (old.parent == &to && old.name == to_name) return;
+  add_name(fs, *it->second, to, to_name);  // first: `from` stays held throughout
+  drop_name(fs, *it->second, old, released);
 }
 
 void reply_entry_of(fuse_req_t req, Inode& parent, const char* name) {
@@ -232,8 +429,11 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  int err;
+  FdRef fd = fd_of(req, ino, &err);
   struct stat st;
-  if (int err = stat_of(inode_of(req, ino).fd.get(), &st)) {
+  if (!err) err = stat_of(fd->get(), &st);
+  if (err) {
     fuse_reply_err(req, err);
     return;
   }
@@ -274,10 +474,11 @@ int set_attr(int fd, const struct stat& attr, int valid, fuse_file_info* fi) {
 
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
                 fuse_file_info* fi) {
-  int fd = inode_of(req, ino).fd.get();
+  int err;
+  FdRef fd = fd_of(req, ino, &err);
   struct stat st;
-  int err = set_attr(fd, *attr, valid, fi);
-  if (!err) err = stat_of(fd, &st);
+  if (!err) err = set_attr(fd->get(), *attr, valid, fi);
+  if (!err) err = stat_of(fd->get(), &st);
   if (err) {
     fuse_reply_err(req, err);
     return;
@@ -286,9 +487,15 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int valid,
 }
 
 void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  int err;
+  FdRef fd = fd_of(req, ino, &err);
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
   std::string target(256, '\0');
   for (;;) {
-    ssize_t n = readlinkat(inode_of(req, ino).fd.get(), "", target.data(), target.size());
+    ssize_t n = readlinkat(fd->get(), "", target.data(), target.size());
     if (n < 0) {
       fuse_reply_err(req, errno);
       return;
@@ -302,71 +509,95 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, target.c_str());
 }
 
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  Inode& dir = inode_of(req, parent);
+// Makes `name` in `parent` as the caller, with `make(dir_fd)`, and replies
+// its entry.
+template <class Make>
+void reply_made(fuse_req_t req, fuse_ino_t parent, const char* name, Make make) {
   int err;
-  {
+  FdRef dir = fd_of(req, parent, &err);
+  if (!err) {
     CallerCreds creds(fs_of(req), req);
-    err = error_of(mknodat(dir.fd.get(), name, mode, rdev));
+    err = error_of(make(dir->get()));
   }
   if (err) {
     fuse_reply_err(req, err);
     return;
   }
-  reply_entry_of(req, dir, name);
+  reply_entry_of(req, inode_of(req, parent), name);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  reply_made(req, parent, name, [&](int dir) { return mknodat(dir, name, mode, rdev); });
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Inode& dir = inode_of(req, parent);
-  int err;
-  {
-    CallerCreds creds(fs_of(req), req);
-    err = error_of(mkdirat(dir.fd.get(), name, mode));
-  }
-  if (err) {
-    fuse_reply_err(req, err);
-    return;
-  }
-  reply_entry_of(req, dir, name);
+  reply_made(req, parent, name, [&](int dir) { return mkdirat(dir, name, mode); });
 }
 
 void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  Inode& dir = inode_of(req, parent);
+  reply_made(req, parent, name, [&](int dir) { return symlinkat(link, dir, name); });
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   int err;
-  {
-    CallerCreds creds(fs_of(req), req);
-    err = error_of(symlinkat(link, dir.fd.get(), name));
+  FdRef fd = fd_of(req, ino, &err), dir;
+  if (!err) dir = fd_of(req, newparent, &err);
+  if (!err) {
+    const std::string path = proc_path(fd->get());
+    err = error_of(linkat(AT_FDCWD, path.c_str(), dir->get(), newname, AT_SYMLINK_FOLLOW));
   }
   if (err) {
     fuse_reply_err(req, err);
     return;
   }
-  reply_entry_of(req, dir, name);
+  reply_entry_of(req, inode_of(req, newparent), newname);  // records the new name
 }
 
-void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  Inode& dir = inode_of(req, newparent);
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
-  if (int err = error_of(linkat(AT_FDCWD, path.c_str(), dir.fd.get(), newname,
-                                AT_SYMLINK_FOLLOW))) {
-    fuse_reply_err(req, err);
-    return;
-  }
-  reply_entry_of(req, dir, newname);
+void remove_entry(fuse_req_t req, fuse_ino_t parent, const char* name, int flags) {
+  // The name goes on in the inode's Names, found stale when next used.
+  int err;
+  FdRef dir = fd_of(req, parent, &err);
+  if (!err) err = error_of(unlinkat(dir->get(), name, flags));
+  fuse_reply_err(req, err);
 }
 
 void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fuse_reply_err(req, error_of(unlinkat(inode_of(req, parent).fd.get(), name, 0)));
+  remove_entry(req, parent, name, 0);
 }
 
 void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fuse_reply_err(req, error_of(unlinkat(inode_of(req, parent).fd.get(), name, AT_REMOVEDIR)));
+  remove_entry(req, parent, name, AT_REMOVEDIR);
+}
+
+// The (dev, ino) of `name` in `dir`, so that a rename can move its Name; the
+// kernel holds both directories locked, so it is still there at the rename.
+bool key_of(int dir, const char* name, std::pair<dev_t, ino_t>* key) {
+  struct stat st;
+  if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+  *key = {st.st_dev, st.st_ino};
+  return true;
 }
 
 void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                const char* newname, unsigned int flags) {
-  fuse_reply_err(req, error_of(renameat2(inode_of(req, parent).fd.get(), name,
-                                         inode_of(req, newparent).fd.get(), newname, flags)));
+  Fs& fs = fs_of(req);
+  Inode& from = inode_of(req, parent);
+  Inode& to = inode_of(req, newparent);
+  int err;
+  FdRef from_fd = fd_of(fs, from, &err), to_fd;
+  if (!err) to_fd = fd_of(fs, to, &err);
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  std::pair<dev_t, ino_t> moved, swapped;
+  bool move = key_of(from_fd->get(), name, &moved);
+  bool swap = (flags & RENAME_EXCHANGE) && key_of(to_fd->get(), newname, &swapped);
+  err = error_of(renameat2(from_fd->get(), name, to_fd->get(), newname, flags));
+  if (!err && move) move_name(fs, moved, from, name, to, newname);
+  if (!err && swap) move_name(fs, swapped, to, newname, from, name);
+  // A file renamed over keeps its Name here, found stale when next used.
+  fuse_reply_err(req, err);
 }
 
 void set_file_flags(fuse_file_info* fi, int fd) {
@@ -376,7 +607,13 @@ void set_file_flags(fuse_file_info* fi, int fd) {
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
+  int err;
+  FdRef node_fd = fd_of(req, ino, &err);
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  const std::string path = proc_path(node_fd->get());
   int fd = open(path.c_str(), source_flags(fi->flags));
   if (fd < 0) {
     fuse_reply_err(req, errno);
@@ -390,17 +627,20 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                fuse_file_info* fi) {
   Fs& fs = fs_of(req);
   Inode& dir = inode_of(req, parent);
-  int fd;
-  {
+  int err;
+  FdRef dir_fd = fd_of(fs, dir, &err);
+  int fd = -1;
+  if (!err) {
     CallerCreds creds(fs, req);
-    fd = openat(dir.fd.get(), name, source_flags(fi->flags) | O_CREAT, mode);
+    fd = openat(dir_fd->get(), name, source_flags(fi->flags) | O_CREAT, mode);
+    err = error_of(fd);
   }
-  if (fd < 0) {
-    fuse_reply_err(req, errno);
+  if (err) {
+    fuse_reply_err(req, err);
     return;
   }
   fuse_entry_param e;
-  if (int err = lookup(fs, dir, name, &e)) {
+  if ((err = lookup(fs, dir, name, &e))) {
     close(fd);
     fuse_reply_err(req, err);
     return;
@@ -443,9 +683,15 @@ void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  int fd = openat(inode_of(req, ino).fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    fuse_reply_err(req, errno);
+  int err;
+  FdRef node_fd = fd_of(req, ino, &err);
+  int fd = -1;
+  if (!err) {
+    fd = openat(node_fd->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    err = error_of(fd);
+  }
+  if (err) {
+    fuse_reply_err(req, err);
     return;
   }
   DIR* dir = fdopendir(fd);
@@ -546,8 +792,11 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  int err;
+  FdRef fd = fd_of(req, ino, &err);
   struct statvfs sv;
-  if (int err = error_of(fstatvfs(inode_of(req, ino).fd.get(), &sv))) {
+  if (!err) err = error_of(fstatvfs(fd->get(), &sv));
+  if (err) {
     fuse_reply_err(req, err);
     return;
   }
@@ -567,28 +816,45 @@ void reply_xattr_data(fuse_req_t req, size_t size, Get get) {
     fuse_reply_buf(req, buf.data(), n);
 }
 
+// Calls `use(path)` with the /proc path of inode `ino`, which replies; or
+// replies the error of opening the inode.
+template <class Use>
+void with_proc_path(fuse_req_t req, fuse_ino_t ino, Use use) {
+  int err;
+  FdRef fd = fd_of(req, ino, &err);
+  if (err) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  use(proc_path(fd->get()));
+}
+
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
-  reply_xattr_data(req, size, [&](char* buf, size_t len) {
-    return getxattr(path.c_str(), name, buf, len);
+  with_proc_path(req, ino, [&](const std::string& path) {
+    reply_xattr_data(req, size, [&](char* buf, size_t len) {
+      return getxattr(path.c_str(), name, buf, len);
+    });
   });
 }
 
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
-  reply_xattr_data(req, size,
-                   [&](char* buf, size_t len) { return listxattr(path.c_str(), buf, len); });
+  with_proc_path(req, ino, [&](const std::string& path) {
+    reply_xattr_data(req, size,
+                     [&](char* buf, size_t len) { return listxattr(path.c_str(), buf, len); });
+  });
 }
 
 void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
                  size_t size, int flags) {
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
-  fuse_reply_err(req, error_of(setxattr(path.c_str(), name, value, size, flags)));
+  with_proc_path(req, ino, [&](const std::string& path) {
+    fuse_reply_err(req, error_of(setxattr(path.c_str(), name, value, size, flags)));
+  });
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  const std::string path = proc_path(inode_of(req, ino).fd.get());
-  fuse_reply_err(req, error_of(removexattr(path.c_str(), name)));
+  with_proc_path(req, ino, [&](const std::string& path) {
+    fuse_reply_err(req, error_of(removexattr(path.c_str(), name)));
+  });
 }
 
 fuse_lowlevel_ops make_ops() {
@@ -656,10 +922,11 @@ int usage(const char* argv0) {
 
 }  // namespace
 
-// One O_PATH fd per known inode: as many fds as this process may have.
-void raise_fd_limit() {
+// Open files and directories hold an fd each: as many fds as this process
+// may have. Returns the soft limit now in force.
+rlim_t raise_fd_limit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
   if (FILE* f = fopen("/proc/sys/fs/nr_open", "r")) {
     unsigned long most = 0;
     if (fscanf(f, "%lu", &most) == 1 && most > rl.rlim_max) {
@@ -668,12 +935,13 @@ void raise_fd_limit() {
     }
     fclose(f);
   }
+  rlim_t soft = rl.rlim_cur;
   rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
+  return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : soft;
 }
 
 int main(int argc, char** argv) {
-  raise_fd_limit();
+  rlim_t fd_limit = raise_fd_limit();
   const char* source = nullptr;
   const char* mountpoint = nullptr;
   bool foreground = false, debug = false;
@@ -693,6 +961,9 @@ int main(int argc, char** argv) {
   if (!mountpoint) return usage(argv[0]);
 
   Fs fs;
+  // A quarter of the limit leaves the rest to open files; a few thousand
+  // hold the inodes a workload keeps using.
+  fs.fd_budget = std::clamp<rlim_t>(fd_limit / 4, 16, 4096);
   fs.uid = geteuid();
   fs.gid = getegid();
   Fd root_fd(open(source, O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -701,7 +972,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "%s: cannot open '%s': %s\n", argv[0], source, strerror(errno));
     return 1;
   }
-  auto root = std::make_unique<Inode>(std::move(root_fd), st.st_dev, st.st_ino);
+  auto root = std::make_unique<Inode>(st.st_dev, st.st_ino);
+  root->fd = std::make_shared<const Fd>(std::move(root_fd));
   fs.root = root.get();
   fs.root->nlookup = 1;
   fs.inodes.emplace(std::pair(st.st_dev, st.st_ino), std::move(root));

@@ -53,9 +53,9 @@ int32_t Passthrough::open(uint64_t fh, Node* node, std::shared_ptr<Fd> fd, unsig
   if (!enabled()) return 0;
   std::lock_guard lock(mu_);
   Inode& inode = nodes_[node];
-  // A node's data stays in one layer while it is open: a lower file is
-  // copied up only by an open for writing, which a writable mount's held
-  // passthrough opens (all of upper files) never meet in a lower file.
+  // One backing file serves every passthrough open of a node: on a
+  // writable mount they are all of its upper file (which it keeps once it
+  // has one), on a read-only mount all of its lower file.
   bool pass = (layer == 0 || lower_reads_) && inode.cached == 0;
   if (pass && inode.backing_id == 0) {
     abi::BackingMap map{};

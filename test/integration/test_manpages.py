@@ -21,7 +21,8 @@ FLAGS = ["-f", "-d", "--debug", "-o", "-h", "--help", "-V", "--version"]
 VALID = {"lowerdir": None, "uidmapping": "0:0:1", "gidmapping": "0:0:1",
          "squash_to_uid": "0", "squash_to_gid": "0", "xattr_permissions": "0",
          "timeout": "1", "fsync": "1", "writeback": "1", "max_read": "4096",
-         "stats": "1", "metacopy": "off", "quota": "1M", "io_uring": "off"}
+         "stats": "1", "metacopy": "off", "quota": "1M", "io_uring": "off",
+         "passthrough": "off"}
 
 
 def run(args, **kw):
