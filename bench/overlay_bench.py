@@ -8,11 +8,12 @@ table: the median time per target and the ratios of layerfs to the others
 fuse-overlayfs, the floor, layerfs over /dev/fuse (io_uring=off,
 passthrough=off), layerfs+uring (io_uring=on, with fuse's enable_uring set
 to Y for the run and set back after) and layerfs+pass (passthrough=on: the
-reads and writes of upper files go straight to them, no writeback cache). The floor is bench/floor_passthrough, a plain FUSE
-passthrough of one directory holding the tree the stack shows (copied once
-out of a kernel overlay of the lowers, without the huge tree only the RSS
-rows use, which the floor is not in; hard-linked afresh for each sample):
-what FUSE costs with no layering. Workloads that write into a lower file
+reads and writes of upper files go straight to them, no writeback cache).
+The floor is bench/floor_passthrough, a plain FUSE passthrough of one
+directory holding the tree the stack shows (copied once out of a kernel
+overlay of the lowers, without the huge tree only the RSS rows use, which
+the floor is not in; hard-linked afresh for each sample): what FUSE costs
+with no layering. Workloads that write into a lower file
 (copy-up) would change the shared inodes there and mean nothing without
 layers, so the floor shows '-' for them.
 

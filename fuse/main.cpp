@@ -219,12 +219,11 @@ int run(int argc, char** argv) {
                                                           : Switch::kAuto;
   // auto passes through where it may: not when the writeback cache or a
   // quota was asked for (passthrough=on with either is refused above).
-  transport_options.passthrough =
-      config.passthrough == "off" || config.quota != 0 ||
-              (config.passthrough == "auto" && config.writeback_given && config.writeback)
-          ? Switch::kOff
-      : config.passthrough == "on" ? Switch::kOn
-                                   : Switch::kAuto;
+  bool no_passthrough = config.passthrough == "off" || config.quota != 0 ||
+                        (config.writeback_given && config.writeback);
+  transport_options.passthrough = no_passthrough               ? Switch::kOff
+                                  : config.passthrough == "on" ? Switch::kOn
+                                                               : Switch::kAuto;
   transport_options.passthrough_lower_reads = fs.read_only();
   Transport transport(transport_options);
   daemon.transport = &transport;

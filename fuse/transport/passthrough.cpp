@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -27,7 +28,7 @@ bool has_effective_cap(unsigned cap) {
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("CapEff:", 0) != 0) continue;
-    uint64_t mask = std::stoull(line.substr(7), nullptr, 16);
+    uint64_t mask = std::strtoull(line.c_str() + 7, nullptr, 16);  // 0 if unreadable
     return mask & (uint64_t{1} << cap);
   }
   return false;

@@ -4,16 +4,16 @@
 // replies. Through fuse_session_custom_io() this layer does the reading and
 // writing instead, which lets it:
 //  - negotiate in INIT what the kernel offers and libfuse 3.14 cannot ask
-//    for: FUSE_HANDLE_KILLPRIV_V2 whenever offered (no security.capability
-//    lookup before each write and chown; the kernel says per request when
-//    set-id bits must go, see request_context.h) and FUSE_OVER_IO_URING;
+//    for: FUSE_HANDLE_KILLPRIV_V2 whenever offered to a mount that does
+//    not pass through (no security.capability lookup before each write and
+//    chown; the kernel says per request when set-id bits must go, see
+//    request_context.h) and FUSE_OVER_IO_URING;
 //  - FUSE_PASSTHROUGH (passthrough.h), where the kernel offers it and the
 //    daemon may register backing files: the mount then has no writeback
 //    cache (the kernel does not combine the two) and no KILLPRIV_V2 (the
 //    kernel would leave the set-id bits of a passthrough write to the
-//    daemon, which never sees the write), and open replies that
-//    pass through get their backing id here, as libfuse 3.14 has no field
-//    for it;
+//    daemon, which never sees the write); open replies that pass through
+//    get their backing id here, as libfuse 3.14 has no field for it;
 //  - after INIT, serve requests through io_uring queues (ring.h) when the
 //    kernel enables it and io_uring=on (auto, the default, does not yet:
 //    the rings measured slower than /dev/fuse), the multithreaded /dev/fuse
