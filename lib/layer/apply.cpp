@@ -284,13 +284,13 @@ Failure Unpacker::whiteout(archive_entry* e, const std::string& rel, int parent,
 
 Failure Unpacker::opaque(const std::string& dir_rel, int dir_fd) {
   if (!user_opaque_) {
-    auto s = set_xattr_at(dir_fd, "", "trusted.overlay.opaque", "y");
+    auto s = set_xattr_at(dir_fd, ".", "trusted.overlay.opaque", "y");
     if (s) return std::nullopt;
     if (!is_refusal(s.error()))
       return failed(dir_rel, "marking opaque", s.error());
     user_opaque_ = true;  // unprivileged: the user.* form kernel 5.11+ reads
   }
-  auto s = set_xattr_at(dir_fd, "", "user.overlay.opaque", "y");
+  auto s = set_xattr_at(dir_fd, ".", "user.overlay.opaque", "y");
   if (!s) return failed(dir_rel, "marking opaque", s.error());
   return std::nullopt;
 }

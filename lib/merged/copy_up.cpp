@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <optional>
 #include <vector>
 
 #include "overlay_xattr.h"
@@ -73,38 +74,65 @@ Status copy_file_data(CopyMethods& methods, int in, int out, off_t size) {
 
 namespace {
 
-// Owner, mode, xattrs, origin and times of work/temp, in that order (chown
-// clears set-id bits, so mode comes after it). Under an owner record the
-// owner and mode go to the record instead (see owner_record.h).
+// Owner, mode, xattrs, origin and times of dst_dir/dst_name (the copy;
+// an empty name: dst_dir is the copy itself), in that order (chown clears
+// set-id bits, so mode comes after it). `made`, when given, is the stat of a
+// copy just created with the mode it should have: what it already has is
+// not set again. Under an owner record the owner and mode go to the record
+// instead (see owner_record.h).
 Status copy_metadata(Upper& upper, int src_dir, const std::string& name,
-                     const struct stat& st, const std::string& temp,
-                     const std::string& origin) {
-  int work = upper.work();
+                     const struct stat& st, int dst_dir, const std::string& dst_name,
+                     const std::string& origin, const struct stat* made) {
   const OwnerRecord& records = upper.records();
   if (!records.on()) {
-    auto owned = chown_at(work, temp, st.st_uid, st.st_gid);
-    if (!owned) return owned;
-    if (!S_ISLNK(st.st_mode)) {
-      auto moded = chmod_at(work, temp, st.st_mode & 07777);
+    bool owned_right = made && made->st_uid == st.st_uid && made->st_gid == st.st_gid;
+    if (!owned_right) {
+      auto owned = chown_at(dst_dir, dst_name, st.st_uid, st.st_gid);
+      if (!owned) return owned;
+    }
+    bool moded_right = owned_right && (made->st_mode & 07777) == (st.st_mode & 07777);
+    if (!S_ISLNK(st.st_mode) && !moded_right) {
+      auto moded = chmod_at(dst_dir, dst_name, st.st_mode & 07777);
       if (!moded) return moded;
     }
   }
-  auto xattrs = copy_xattrs(src_dir, name, work, temp);
+  auto xattrs = copy_xattrs(src_dir, name, dst_dir, dst_name);
   if (!xattrs) return xattrs;
   if (records.on()) {
     // The lower's own record, copied with its xattrs, stands; else its stat.
     struct stat shown = st;
-    auto copied = apply_record_at(work, temp, records.xattr(), shown);
+    auto copied = apply_record_at(dst_dir, dst_name, records.xattr(), shown);
     if (!copied) return Error{copied.error()};
-    auto recorded = records.write(work, temp, st.st_mode & S_IFMT, shown);
+    auto recorded = records.write(dst_dir, dst_name, st.st_mode & S_IFMT, shown);
     if (!recorded) return recorded;
   }
   if (!origin.empty()) {
-    auto o = set_xattr_at(work, temp, upper.names().origin, origin);
+    auto o = set_xattr_at(dst_dir, dst_name, upper.names().origin, origin);
     if (!o && o.error() != EPERM && o.error() != ENOTSUP) return o;
   }
   struct timespec times[2] = {st.st_atim, st.st_mtim};
-  return set_times_at(work, temp, times);
+  return set_times_at(dst_dir, dst_name, times);
+}
+
+// A new regular file in the work dir, open for writing: unnamed where the
+// filesystem allows, with permission bits `mode` (no name reaches it
+// before it is finished); else under a temp name, 0600.
+Result<WorkCopy> new_work_file(Upper& upper, CopyMethods& methods, mode_t mode) {
+  WorkCopy copy;
+  if (methods.unnamed.load()) {
+    auto f = open_unnamed(upper.work(), O_WRONLY, mode);
+    if (f) {
+      copy.file = std::move(*f);
+      return copy;
+    }
+    if (f.error() != EOPNOTSUPP) return Error{f.error()};
+    methods.unnamed.store(false);
+  }
+  copy.temp = upper.temp_name();
+  auto f = open_at(upper.work(), copy.temp, O_CREAT | O_EXCL | O_WRONLY, 0600);
+  if (!f) return Error{f.error()};
+  copy.file = std::move(*f);
+  return copy;
 }
 
 }  // namespace
@@ -131,56 +159,79 @@ Status copy_xattrs(int src_dir, const std::string& name, int dst_dir,
   return {};
 }
 
-Result<std::string> copy_to_work(Upper& upper, CopyMethods& methods,
-                                 int src_dir, const std::string& name,
-                                 const struct stat& st, CopyUp what,
-                                 const std::string& origin, int data_src) {
-  std::string temp = upper.temp_name();
+Result<WorkCopy> copy_to_work(Upper& upper, CopyMethods& methods, int src_dir,
+                              const std::string& name, const struct stat& st,
+                              CopyUp what, const std::string& origin, int data_src) {
   int work = upper.work();
-  Fd data_fd;
-  Status made;
+  WorkCopy copy;
+  std::optional<struct stat> made;  // a regular file's copy, as created
+  Status done;
   switch (st.st_mode & S_IFMT) {
     case S_IFREG: {
-      auto out = open_at(work, temp, O_CREAT | O_EXCL | O_WRONLY, 0600);
-      if (!out) return Error{out.error()};
-      data_fd = std::move(*out);
-      if (what == CopyUp::kData && data_src >= 0) {
-        made = copy_file_data(methods, data_src, data_fd.get(), st.st_size);
-      } else if (what == CopyUp::kData) {
+      // Created with its permission bits where no record holds them, so
+      // that with the owner already right (root copying root's file)
+      // nothing is set again. Set-id bits come after the data: a write or
+      // truncate by a daemon without CAP_FSETID would clear them.
+      auto f = new_work_file(upper, methods, upper.records().on() ? 0600 : st.st_mode & 0777);
+      if (!f) return Error{f.error()};
+      copy = std::move(*f);
+      int out = copy.file.get();
+      auto created = stat_at(out, "");
+      done = created ? Status{} : Status{Error{created.error()}};
+      if (created) made = *created;
+      if (done && what == CopyUp::kData && data_src >= 0) {
+        done = copy_file_data(methods, data_src, out, st.st_size);
+      } else if (done && what == CopyUp::kData) {
         auto in = open_at(src_dir, name, O_RDONLY);
-        if (!in) {
-          (void)upper.remove_temp(temp);
-          return Error{in.error()};
-        }
-        made = copy_file_data(methods, in->get(), data_fd.get(), st.st_size);
-      } else if (what == CopyUp::kMeta) {
-        made = truncate_fd(data_fd.get(), st.st_size);
+        done = in ? copy_file_data(methods, in->get(), out, st.st_size)
+                  : Status{Error{in.error()}};
+      } else if (done && what == CopyUp::kMeta) {
+        done = truncate_fd(out, st.st_size);
       }
       break;
     }
     case S_IFDIR:
-      made = make_dir_at(work, temp, 0700);
+      copy.temp = upper.temp_name();
+      done = make_dir_at(work, copy.temp, 0700);
       break;
     case S_IFLNK: {
       auto target = read_link_at(src_dir, name);
       if (!target) return Error{target.error()};
-      made = make_symlink_at(*target, work, temp);
+      copy.temp = upper.temp_name();
+      done = make_symlink_at(*target, work, copy.temp);
       break;
     }
     default:
-      made = make_node_at(work, temp, st.st_mode & S_IFMT, st.st_rdev);
+      copy.temp = upper.temp_name();
+      done = make_node_at(work, copy.temp, st.st_mode & S_IFMT, st.st_rdev);
   }
-  if (made) made = copy_metadata(upper, src_dir, name, st, temp, origin);
-  if (made && what == CopyUp::kMeta && S_ISREG(st.st_mode))
-    made = set_xattr_at(work, temp, upper.names().metacopy, "");
+  // The copy itself: through its fd when it has one (no name to resolve).
+  bool by_fd = copy.file.valid();
+  int dst_dir = by_fd ? copy.file.get() : work;
+  std::string dst_name = by_fd ? std::string() : copy.temp;
+  if (done)
+    done = copy_metadata(upper, src_dir, name, st, dst_dir, dst_name, origin,
+                         made ? &*made : nullptr);
+  if (done && what == CopyUp::kMeta && S_ISREG(st.st_mode))
+    done = set_xattr_at(dst_dir, dst_name, upper.names().metacopy, "");
   // Only copied data needs making durable (nor does the kernel sync others).
-  if (made && data_fd.valid() && what == CopyUp::kData && upper.fsync())
-    made = sync_fd(data_fd.get(), false);
-  if (!made) {
-    (void)upper.remove_temp(temp);
-    return Error{made.error()};
+  if (done && by_fd && what == CopyUp::kData && upper.fsync())
+    done = sync_fd(copy.file.get(), false);
+  if (!done) {
+    discard_copy(upper, copy);
+    return Error{done.error()};
   }
-  return temp;
+  return copy;
+}
+
+Status install_copy(Upper& upper, WorkCopy& copy, int parent, const std::string& name) {
+  if (copy.temp.empty()) return link_fd(copy.file.get(), parent, name);
+  return rename_at(upper.work(), copy.temp, parent, name);
+}
+
+void discard_copy(Upper& upper, WorkCopy& copy) {
+  copy.file.reset();  // an unnamed copy is gone with its last fd
+  if (!copy.temp.empty()) (void)upper.remove_temp(copy.temp);
 }
 
 }  // namespace lfs

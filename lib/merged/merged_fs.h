@@ -312,7 +312,7 @@ class MergedFs {
   // true when it was not marked before (unmark_impure takes that back).
   Result<bool> mark_impure(Node* dir, int upper_fd);
   void unmark_impure(Node* dir, int upper_fd);
-  Status restore_times(int fd, const struct stat& before);
+  Status restore_times(int fd, const std::string& name, const struct stat& before);
   Status remove_entry(Node* parent, const std::string& name, bool is_dir);
   // The upper side of a removal: `node` (held) is parent/name.
   Status unname(Node* parent, Node* node, const std::string& name, bool is_dir);

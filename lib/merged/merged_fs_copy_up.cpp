@@ -21,9 +21,10 @@ void MergedFs::changed(Node* dir) {
   dir->drop_listing();
 }
 
-Status MergedFs::restore_times(int fd, const struct stat& before) {
+Status MergedFs::restore_times(int fd, const std::string& name,
+                               const struct stat& before) {
   struct timespec times[2] = {before.st_atim, before.st_mtim};
-  return set_times_at(fd, "", times);
+  return set_times_at(fd, name, times);
 }
 
 Result<bool> MergedFs::mark_impure(Node* dir, int upper_fd) {
@@ -33,7 +34,7 @@ Result<bool> MergedFs::mark_impure(Node* dir, int upper_fd) {
         dir->dir_layers[0].marks.impure)
       return false;
   }
-  auto set = set_xattr_at(upper_fd, "", upper_->names().impure, "y");
+  auto set = set_xattr_at(upper_fd, ".", upper_->names().impure, "y");
   // A filesystem that cannot store it only loses st_ino across remounts.
   if (!set) return set.error() == EPERM || set.error() == ENOTSUP ? Result<bool>(false)
                                                                   : Error{set.error()};
@@ -44,7 +45,7 @@ Result<bool> MergedFs::mark_impure(Node* dir, int upper_fd) {
 }
 
 void MergedFs::unmark_impure(Node* dir, int upper_fd) {
-  (void)remove_xattr_at(upper_fd, "", upper_->names().impure);
+  (void)remove_xattr_at(upper_fd, ".", upper_->names().impure);
   std::lock_guard lock(dir->mu);
   if (!dir->dir_layers.empty() && dir->dir_layers[0].layer == 0)
     dir->dir_layers[0].marks.impure = false;
@@ -167,16 +168,16 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what,
     if (!d) return Error{d.error()};
     data_src = std::move(*d);
   }
-  auto temp = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
+  auto copy = copy_to_work(*upper_, copy_methods_, src_dir->get(), src_name, *st,
                            what, origin_of(v), data_src.valid() ? data_src.get() : -1);
-  if (!temp) return Error{temp.error()};
+  if (!copy) return Error{copy.error()};
   // The parent is marked before the copy appears, so that a failure at any
   // step leaves the upper as it was (the mark taken back) or finished.
   auto marked = mark_impure(parent, dest_fd);
-  auto installed = marked ? upper_->install(*temp, dest_fd, name, 0)
+  auto installed = marked ? install_copy(*upper_, *copy, dest_fd, name)
                           : Status{Error{marked.error()}};
   if (!installed) {
-    (void)upper_->remove_temp(*temp);
+    discard_copy(*upper_, *copy);
     if (marked && *marked) unmark_impure(parent, dest_fd);
     return installed;
   }
@@ -193,7 +194,7 @@ Status MergedFs::copy_up_locked(Node* node, const NodeView& v, CopyUp what,
       node->dir_layers.insert(node->dir_layers.begin(), DirLayer{0, {}, {}, {}});
   }
   changed(parent);  // its listing has this entry in a lower layer
-  (void)restore_times(dest_fd, *parent_st);  // as overlayfs does; cosmetic
+  (void)restore_times(dest_fd, ".", *parent_st);  // as overlayfs does; cosmetic
   bool data = what == CopyUp::kData && S_ISREG(v.type);
   if (S_ISREG(v.type)) {
     node->data_end.store(data ? st->st_size : what == CopyUp::kEmpty ? 0 : -1);
@@ -235,7 +236,7 @@ Status MergedFs::fill_data_locked(Node* node, const NodeView& v, bool empty) {
   }
   if (*still) {
     // Opening for a write that may not come changes no times.
-    if (filled) filled = restore_times(out->get(), *before);
+    if (filled) filled = restore_times(out->get(), "", *before);
     if (filled && upper_->fsync()) filled = sync_fd(out->get(), false);
     if (filled) filled = remove_xattr_at(out->get(), "", upper_->names().metacopy);
   }

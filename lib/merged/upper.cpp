@@ -136,7 +136,7 @@ Status Upper::xattr_whiteout(const std::string& temp, int parent,
   if (!marked) return marked;
   auto current = get_xattr_at(parent, "", names_.opaque);
   if (!current || *current != "x") {
-    auto dir_marked = set_xattr_at(parent, "", names_.opaque, "x");
+    auto dir_marked = set_xattr_at(parent, ".", names_.opaque, "x");
     if (!dir_marked) return dir_marked;
   }
   return rename_at(work(), temp, parent, name);

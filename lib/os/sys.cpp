@@ -65,6 +65,15 @@ Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags) {
   return Fd(static_cast<int>(fd));
 }
 
+Result<Fd> open_unnamed(int dirfd, int flags, mode_t mode) {
+  if (int e = injected_fault(SysCall::kOpen)) return Error{e};
+  int fd = ::openat(dirfd, ".", O_TMPFILE | flags | O_CLOEXEC, mode);
+  if (fd >= 0) return Fd(fd);
+  // EISDIR: a kernel without O_TMPFILE took it for O_DIRECTORY.
+  if (errno == EISDIR || errno == EINVAL) return Error{EOPNOTSUPP};
+  return last_error();
+}
+
 Result<Fd> open_path(const std::string& path, int flags) {
   if (int e = injected_fault(SysCall::kOpen)) return Error{e};
   int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -98,57 +107,6 @@ Result<std::string> read_link_at(int dirfd, const std::string& name) {
       return buf;
     }
     buf.resize(buf.size() * 2);
-  }
-}
-
-Result<std::string> get_xattr_at(int dirfd, const std::string& name,
-                                 const std::string& attr) {
-  if (int e = injected_fault(SysCall::kGetXattr)) return Error{e};
-  std::string path = proc_path(dirfd, name);
-  // For a named entry lgetxattr stops at the entry itself; for the fd itself
-  // the magic link must be followed to reach the inode it stands for.
-  auto call = [&](void* buf, size_t len) {
-    return name.empty() ? ::getxattr(path.c_str(), attr.c_str(), buf, len)
-                        : ::lgetxattr(path.c_str(), attr.c_str(), buf, len);
-  };
-  for (;;) {
-    ssize_t size = call(nullptr, 0);
-    if (size < 0) return last_error();
-    std::string value(static_cast<size_t>(size), '\0');
-    ssize_t n = call(value.data(), value.size());
-    if (n < 0) {
-      if (errno == ERANGE) continue;  // grew between the two calls
-      return last_error();
-    }
-    value.resize(static_cast<size_t>(n));
-    return value;
-  }
-}
-
-Result<std::vector<std::string>> list_xattr_at(int dirfd,
-                                               const std::string& name) {
-  if (int e = injected_fault(SysCall::kListXattr)) return Error{e};
-  std::string path = proc_path(dirfd, name);
-  auto call = [&](char* buf, size_t len) {
-    return name.empty() ? ::listxattr(path.c_str(), buf, len)
-                        : ::llistxattr(path.c_str(), buf, len);
-  };
-  for (;;) {
-    ssize_t size = call(nullptr, 0);
-    if (size < 0) return last_error();
-    std::string raw(static_cast<size_t>(size), '\0');
-    ssize_t n = call(raw.data(), raw.size());
-    if (n < 0) {
-      if (errno == ERANGE) continue;
-      return last_error();
-    }
-    std::vector<std::string> names;
-    for (size_t i = 0; i < static_cast<size_t>(n);) {
-      size_t len = std::strlen(raw.data() + i);
-      if (len) names.emplace_back(raw.data() + i, len);
-      i += len + 1;
-    }
-    return names;
   }
 }
 
@@ -222,6 +180,21 @@ Status link_at(int olddir, const std::string& oldname, int newdir,
       ::linkat(olddir, oldname.c_str(), newdir, newname.c_str(), 0));
 }
 
+Status link_fd(int fd, int newdir, const std::string& newname) {
+  if (int e = injected_fault(SysCall::kLink)) return Error{e};
+  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (ENOENT without it); the proc
+  // path does not.
+  static std::atomic<bool> by_fd{true};
+  if (by_fd.load(std::memory_order_relaxed)) {
+    if (::linkat(fd, "", newdir, newname.c_str(), AT_EMPTY_PATH) == 0) return {};
+    if (errno != ENOENT) return last_error();
+  }
+  auto linked = status_of(::linkat(AT_FDCWD, proc_path(fd, "").c_str(), newdir,
+                                   newname.c_str(), AT_SYMLINK_FOLLOW));
+  if (linked) by_fd.store(false, std::memory_order_relaxed);
+  return linked;
+}
+
 Status unlink_at(int dirfd, const std::string& name, bool is_dir) {
   if (int e = injected_fault(SysCall::kUnlink)) return Error{e};
   return status_of(::unlinkat(dirfd, name.c_str(), is_dir ? AT_REMOVEDIR : 0));
@@ -242,51 +215,34 @@ Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid) {
 
 Status chmod_at(int dirfd, const std::string& name, mode_t mode) {
   if (int e = injected_fault(SysCall::kChmod)) return Error{e};
-  if (name.empty()) return status_of(::chmod(proc_path(dirfd, "").c_str(), mode));
-  // fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW in one call; glibc
-  // 2.36 emulates the flag with four (EOPNOTSUPP on a symlink either way).
+  // fchmodat2 (Linux 6.6) takes AT_SYMLINK_NOFOLLOW in one call, and an
+  // empty name (AT_EMPTY_PATH, any fd, O_PATH too); glibc 2.36 emulates
+  // the flag with four calls (EOPNOTSUPP on a symlink either way).
   static std::atomic<bool> has_fchmodat2{true};
   if (has_fchmodat2.load(std::memory_order_relaxed)) {
     constexpr long kFchmodat2 = 452;  // the same number on every architecture
-    long r = ::syscall(kFchmodat2, dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW);
+    long r = ::syscall(kFchmodat2, dirfd, name.c_str(), mode,
+                       name.empty() ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW);
     if (r == 0) return {};
-    if (errno != ENOSYS) return last_error();
-    has_fchmodat2.store(false, std::memory_order_relaxed);
+    if (errno != ENOSYS && !(errno == EINVAL && name.empty())) return last_error();
+    if (errno == ENOSYS) has_fchmodat2.store(false, std::memory_order_relaxed);
   }
+  if (name.empty()) return status_of(::chmod(proc_path(dirfd, "").c_str(), mode));
   return status_of(::fchmodat(dirfd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW));
 }
 
 Status set_times_at(int dirfd, const std::string& name,
                     const struct timespec times[2]) {
   if (int e = injected_fault(SysCall::kUtimes)) return Error{e};
-  int flags = AT_SYMLINK_NOFOLLOW | (name.empty() ? AT_EMPTY_PATH : 0);
   if (name.empty()) {
-    // utimensat has no AT_EMPTY_PATH; the proc path names the fd's inode
-    // (only ever a directory fd here).
-    return status_of(::utimensat(AT_FDCWD, proc_path(dirfd, "").c_str(),
-                                 times, 0));
+    // An fd open for I/O takes futimens; an O_PATH fd (EBADF, or EINVAL
+    // from kernels that look at the flags first) goes by its proc path.
+    if (::futimens(dirfd, times) == 0) return {};
+    if (errno != EBADF && errno != EINVAL) return last_error();
+    return status_of(::utimensat(AT_FDCWD, proc_path(dirfd, "").c_str(), times, 0));
   }
+  int flags = AT_SYMLINK_NOFOLLOW;
   return status_of(::utimensat(dirfd, name.c_str(), times, flags));
-}
-
-Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
-                    const std::string& value, int flags) {
-  if (int e = injected_fault(SysCall::kSetXattr)) return Error{e};
-  std::string path = proc_path(dirfd, name);
-  long rc = name.empty() ? ::setxattr(path.c_str(), attr.c_str(), value.data(),
-                                      value.size(), flags)
-                         : ::lsetxattr(path.c_str(), attr.c_str(), value.data(),
-                                       value.size(), flags);
-  return status_of(rc);
-}
-
-Status remove_xattr_at(int dirfd, const std::string& name,
-                       const std::string& attr) {
-  if (int e = injected_fault(SysCall::kRemoveXattr)) return Error{e};
-  std::string path = proc_path(dirfd, name);
-  long rc = name.empty() ? ::removexattr(path.c_str(), attr.c_str())
-                         : ::lremovexattr(path.c_str(), attr.c_str());
-  return status_of(rc);
 }
 
 Status truncate_fd(int fd, off_t size) {

@@ -4,7 +4,9 @@
 // (or a short, fixed sequence), captures errno at once and returns a Result.
 // Names are always resolved relative to a directory fd and never through a
 // symlink in their last component. /proc/self/fd is used in exactly one
-// helper (proc_path), for the xattr calls that have no *at form.
+// helper (proc_path), where a call has no *at form on every kernel
+// (xattrs before Linux 6.13, the xattrs and times of an O_PATH fd, linking
+// an unnamed file without CAP_DAC_READ_SEARCH).
 // All functions are thread-safe; Fd is a move-only owner of a descriptor.
 #pragma once
 
@@ -60,6 +62,9 @@ Result<Fd> open_at(int dirfd, const std::string& name, int flags,
 // Opens `rel` (a relative path, "" for the dir itself) beneath `rootfd`
 // without crossing any symlink or leaving the tree (openat2 RESOLVE_BENEATH).
 Result<Fd> open_beneath(int rootfd, const std::string& rel, int flags);
+// An unnamed regular file in directory dirfd (O_TMPFILE | flags), made
+// visible later with link_fd; EOPNOTSUPP where the filesystem cannot.
+Result<Fd> open_unnamed(int dirfd, int flags, mode_t mode);
 // Opens an absolute or cwd-relative path given by a user (layer dirs only).
 Result<Fd> open_path(const std::string& path, int flags);
 
@@ -89,6 +94,8 @@ Status make_symlink_at(const std::string& target, int dirfd,
                        const std::string& name);
 Status link_at(int olddir, const std::string& oldname, int newdir,
                const std::string& newname);
+// Gives the unnamed file `fd` (see open_unnamed) the name newdir/newname.
+Status link_fd(int fd, int newdir, const std::string& newname);
 Status unlink_at(int dirfd, const std::string& name, bool is_dir);
 // renameat2 with RENAME_* flags.
 Status rename_at(int olddir, const std::string& oldname, int newdir,
@@ -97,9 +104,12 @@ Status rename_at(int olddir, const std::string& oldname, int newdir,
 Status chown_at(int dirfd, const std::string& name, uid_t uid, gid_t gid);
 // chmod; a no-op error (EOPNOTSUPP) for symlinks, as on Linux.
 Status chmod_at(int dirfd, const std::string& name, mode_t mode);
-// utimensat without following; times[0] atime, times[1] mtime.
+// utimensat without following; times[0] atime, times[1] mtime. An empty
+// name sets the times of dirfd itself, which may be an O_PATH fd.
 Status set_times_at(int dirfd, const std::string& name,
                     const struct timespec times[2]);
+// An empty name changes the fd itself: at once when it is open for I/O,
+// by its proc path when it is an O_PATH fd.
 Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
                     const std::string& value, int flags = 0);
 Status remove_xattr_at(int dirfd, const std::string& name,

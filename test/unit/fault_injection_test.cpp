@@ -331,6 +331,8 @@ struct Fault {
   const char* name;
   int error;
   bool short_write;
+  bool opens_only = false;  // fails only opens: an unnamed file refused
+                            // (EOPNOTSUPP) makes copy-ups take a temp name
 };
 
 }  // namespace
@@ -338,7 +340,8 @@ struct Fault {
 TEST_CASE("every failing system call leaves each operation undone or done") {
   const Fault faults[] = {{"ENOSPC", ENOSPC, false}, {"EIO", EIO, false},
                           {"EDQUOT", EDQUOT, false}, {"EINTR", EINTR, false},
-                          {"a short write", 0, true}};
+                          {"a short write", 0, true},
+                          {"EOPNOTSUPP on an open", EOPNOTSUPP, false, true}};
   size_t injected = 0;
   for (const Scenario& sc : scenarios()) {
     // The fault-free outcome.
@@ -363,7 +366,8 @@ TEST_CASE("every failing system call leaves each operation undone or done") {
         Stack s(sc.features);
         sc.prepare(s);
         TreeState before = s.state();
-        FailNth plan(n, fault.error, {}, fault.short_write);
+        FailNth plan = fault.opens_only ? FailNth(n, fault.error, {SysCall::kOpen})
+                                        : FailNth(n, fault.error, {}, fault.short_write);
         bool ok;
         {
           ScopedFaultPlan armed(plan);
