@@ -135,11 +135,14 @@ def build_flat(lowers, base):
 class Target:
     """One filesystem under test, mounted afresh by mounted(). `options` go
     to every mount of it; `floor` and `flat` are the floor's program and the
-    tree it serves a hard-linked copy of."""
+    tree it serves a hard-linked copy of (a full copy with `flat_links`
+    false, for workloads that change metadata, which links would share)."""
 
-    def __init__(self, name, lowers, work_base, layerfs, options=(), floor=None, flat=None):
+    def __init__(self, name, lowers, work_base, layerfs, options=(), floor=None, flat=None,
+                 flat_links=True):
         self.name, self.lowers, self.base, self.layerfs = name, lowers, work_base, layerfs
         self.options, self.floor, self.flat = tuple(options), floor, flat
+        self.flat_links = flat_links
         self.pid = None
         self.notes = []  # what the daemon said when it was not as asked
 
@@ -147,7 +150,7 @@ class Target:
         """The daemon's command line, after making what it serves in root."""
         if self.name == "floor":  # extra mount options are the stack's, not the floor's
             src = os.path.join(root, "src")
-            sh(f"cp -al {self.flat} {src}")
+            sh(f"cp -a{'l' if self.flat_links else ''} {self.flat} {src}")
             return [self.floor, src, m, "-f"]
         u, w = (os.path.join(root, x) for x in ("u", "w"))
         for d in (u, w):
@@ -356,10 +359,14 @@ def rss_workloads(targets, s):
 
 
 def target_args(description):
-    """The options every side-by-side program takes: which layerfs, where."""
+    """The options every side-by-side program takes: which layerfs and
+    floor, where."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--layerfs", default=os.path.join(os.path.dirname(__file__), "..", "build",
                                                      "fuse", "layerfs"))
+    p.add_argument("--floor", default=os.path.join(os.path.dirname(__file__), "..", "build",
+                                                   "bench", "floor_passthrough"),
+                   help="the floor_passthrough program")
     p.add_argument("--dir", default="/var/tmp", help="where the stack and mounts are made")
     return p
 
@@ -413,9 +420,6 @@ def fs_type(path):
 
 def main():
     p = target_args(__doc__.splitlines()[0])
-    p.add_argument("--floor", default=os.path.join(os.path.dirname(__file__), "..", "build",
-                                                   "bench", "floor_passthrough"),
-                   help="the floor_passthrough program")
     p.add_argument("--quick", action="store_true", help="small sizes, for CI")
     p.add_argument("--samples", type=int, default=3)
     p.add_argument("--only", default="", help="run workloads whose name contains this")
