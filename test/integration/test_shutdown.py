@@ -133,6 +133,9 @@ def lazy_unmount(tmp, lower, problems):
 
 def main():
     harness.start(300)
+    # An ignored SIGHUP (a run under nohup) is inherited by every daemon
+    # started here, and libfuse leaves an ignored signal ignored.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     problems = []
     with harness.temp_dir() as tmp:
         lower = os.path.join(tmp, "lower")
