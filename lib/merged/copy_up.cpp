@@ -172,13 +172,16 @@ Result<WorkCopy> copy_to_work(Upper& upper, CopyMethods& methods, int src_dir,
       // that with the owner already right (root copying root's file)
       // nothing is set again. Set-id bits come after the data: a write or
       // truncate by a daemon without CAP_FSETID would clear them.
-      auto f = new_work_file(upper, methods, upper.records().on() ? 0600 : st.st_mode & 0777);
+      bool recorded = upper.records().on();
+      auto f = new_work_file(upper, methods, recorded ? 0600 : st.st_mode & 0777);
       if (!f) return Error{f.error()};
       copy = std::move(*f);
       int out = copy.file.get();
-      auto created = stat_at(out, "");
-      done = created ? Status{} : Status{Error{created.error()}};
-      if (created) made = *created;
+      if (!recorded) {  // a record takes owner and mode whatever the copy has
+        auto created = stat_at(out, "");
+        done = created ? Status{} : Status{Error{created.error()}};
+        if (created) made = *created;
+      }
       if (done && what == CopyUp::kData && data_src >= 0) {
         done = copy_file_data(methods, data_src, out, st.st_size);
       } else if (done && what == CopyUp::kData) {

@@ -11,12 +11,11 @@
 #include <random>
 
 #include "fault.h"
+#include "last_error.h"
 
 namespace lfs {
 
 namespace {
-
-Error last_error() { return Error{errno ? errno : EIO}; }
 
 Status check(int rc) {
   if (rc < 0) return last_error();

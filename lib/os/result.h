@@ -1,9 +1,9 @@
 // Errors as values.
 //
 // Every fallible function in lib returns Result<T>: either a value or an errno
-// code. errno itself is read in exactly one place (sys.cpp) and converted to an
-// Error right away, so no caller ever looks at the global errno. Result is a
-// plain value type and is safe to move between threads.
+// code. errno itself is read only by lib/os's system-call wrappers and converted
+// to an Error right away (last_error.h), so no caller ever looks at the global
+// errno. Result is a plain value type and is safe to move between threads.
 #pragma once
 
 #include <cassert>

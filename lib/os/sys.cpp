@@ -15,12 +15,11 @@
 #include <cstring>
 
 #include "fault.h"
+#include "last_error.h"
 
 namespace lfs {
 
 namespace {
-
-Error last_error() { return Error{errno ? errno : EIO}; }
 
 // The fixed part of struct linux_dirent64; the name follows at kNameOffset.
 struct LinuxDirent64 {

@@ -21,13 +21,12 @@
 #include <cstring>
 
 #include "fault.h"
+#include "last_error.h"
 #include "sys.h"
 
 namespace lfs {
 
 namespace {
-
-Error last_error() { return Error{errno ? errno : EIO}; }
 
 // The same numbers on every architecture (the unified syscall table).
 constexpr long kSetXattrAt = 463;
@@ -59,6 +58,22 @@ long named_call(At at, Named named, Self self, bool is_self) {
     g_has_xattrat.store(false, std::memory_order_relaxed);
   }
   return is_self ? self() : named();
+}
+
+// A change (set or remove) of a named entry or of the fd itself. A named
+// entry goes to `at()` while the kernel has the *xattrat calls, else to
+// `by_proc()`, its proc path; the fd itself goes to `self()`, the f* call,
+// and to `by_proc()` when that refuses an O_PATH fd (EBADF).
+template <class At, class Self, class ByProc>
+Status change_call(bool is_self, At at, Self self, ByProc by_proc) {
+  long rc;
+  if (is_self) {
+    rc = self();
+    if (rc < 0 && errno == EBADF) rc = by_proc();
+  } else {
+    rc = named_call(at, by_proc, by_proc, false);
+  }
+  return rc < 0 ? Status{last_error()} : Status{};
 }
 
 // A value or list read by `call(buf, len)` (getxattr's conventions).
@@ -129,41 +144,35 @@ Status set_xattr_at(int dirfd, const std::string& name, const std::string& attr,
                     const std::string& value, int flags) {
   if (int e = injected_fault(SysCall::kSetXattr)) return Error{e};
   const char* a = attr.c_str();
-  long rc;
-  if (name.empty()) {
-    rc = ::fsetxattr(dirfd, a, value.data(), value.size(), flags);
-    if (rc < 0 && errno == EBADF)
-      rc = ::setxattr(proc_path(dirfd, "").c_str(), a, value.data(), value.size(), flags);
-  } else {
-    auto by_proc = [&] {
-      return long{::lsetxattr(proc_path(dirfd, name).c_str(), a, value.data(), value.size(),
-                              flags)};
-    };
-    rc = named_call(
-        [&] {
-          XattrArgs args = args_of(value.data(), value.size(), flags);
-          return ::syscall(kSetXattrAt, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, a, &args,
-                           sizeof args);
-        },
-        by_proc, by_proc, false);
-  }
-  return rc < 0 ? Status{last_error()} : Status{};
+  return change_call(
+      name.empty(),
+      [&] {
+        XattrArgs args = args_of(value.data(), value.size(), flags);
+        return ::syscall(kSetXattrAt, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, a, &args,
+                         sizeof args);
+      },
+      [&] { return long{::fsetxattr(dirfd, a, value.data(), value.size(), flags)}; },
+      [&] {
+        // The fd itself by its magic link, followed; a named entry not followed.
+        auto path = proc_path(dirfd, name);
+        return long{name.empty()
+                        ? ::setxattr(path.c_str(), a, value.data(), value.size(), flags)
+                        : ::lsetxattr(path.c_str(), a, value.data(), value.size(), flags)};
+      });
 }
 
 Status remove_xattr_at(int dirfd, const std::string& name, const std::string& attr) {
   if (int e = injected_fault(SysCall::kRemoveXattr)) return Error{e};
   const char* a = attr.c_str();
-  long rc;
-  if (name.empty()) {
-    rc = ::fremovexattr(dirfd, a);
-    if (rc < 0 && errno == EBADF) rc = ::removexattr(proc_path(dirfd, "").c_str(), a);
-  } else {
-    auto by_proc = [&] { return long{::lremovexattr(proc_path(dirfd, name).c_str(), a)}; };
-    rc = named_call(
-        [&] { return ::syscall(kRemoveXattrAt, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, a); },
-        by_proc, by_proc, false);
-  }
-  return rc < 0 ? Status{last_error()} : Status{};
+  return change_call(
+      name.empty(),
+      [&] { return ::syscall(kRemoveXattrAt, dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, a); },
+      [&] { return long{::fremovexattr(dirfd, a)}; },
+      [&] {
+        auto path = proc_path(dirfd, name);
+        return long{name.empty() ? ::removexattr(path.c_str(), a)
+                                 : ::lremovexattr(path.c_str(), a)};
+      });
 }
 
 }  // namespace lfs
