@@ -9,8 +9,9 @@ kernel overlayfs metacopy=on and metacopy=off, layerfs metacopy=on and
 metacopy=off, fuse-overlayfs when installed, and the floor
 (bench/floor_passthrough, a plain FUSE passthrough) over a plain copy of
 the tree with sparse files: what any FUSE filesystem pays for these
-requests with no layers and nothing to copy. Where the floor is slower
-than kernel overlayfs, no FUSE overlay can match the kernel there. Each sample of each workload
+requests with no layers and nothing to copy over /dev/fuse (the cost of
+the copy-up work itself, and of the io_uring transport, is what
+bench/metacopy_floor.py shows). Each sample of each workload
 gets a fresh upper and work dir and drops the page, dentry and inode caches
 first; the order of the targets rotates from sample to sample. Workloads:
 `chmod -R g+w MNT`, `chown -R 1:1 MNT`, `find MNT -type f -exec touch {} +`
