@@ -41,7 +41,7 @@ import tempfile
 import time
 
 from bench_fs import fresh_ext4
-from overlay_bench import MiB, target_args, uring_enabled
+from overlay_bench import MiB, target_args, unmount_and_wait, uring_enabled
 
 
 def run_work(program, *args):
@@ -74,9 +74,14 @@ def fresh_dirs(base, *names):
 @contextlib.contextmanager
 def mounted(argv, mnt, daemon):
     """The mount that argv makes at mnt (a daemon staying in the
-    foreground when `daemon`), unmounted after, also when the body fails."""
-    proc = subprocess.Popen(argv, stderr=subprocess.PIPE) if daemon else None
-    if not daemon:
+    foreground when `daemon`, its stderr kept beside mnt), unmounted after,
+    also when the body fails."""
+    log = os.path.join(os.path.dirname(mnt), "stderr")
+    proc = None
+    if daemon:
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(argv, stderr=err)
+    else:
         subprocess.run(argv, check=True)
     try:
         deadline = time.monotonic() + 30
@@ -86,18 +91,11 @@ def mounted(argv, mnt, daemon):
             time.sleep(0.01)
         yield mnt
     finally:
-        subprocess.run(["umount", mnt], check=False, stderr=subprocess.DEVNULL)
-        if os.path.ismount(mnt):
-            subprocess.run(["umount", "-l", mnt], check=False)
-        if proc:
-            try:
-                _, err = proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                _, err = proc.communicate()
-            if proc.returncode != 0:
-                raise RuntimeError(f"layerfs exited with status {proc.returncode}: "
-                                   f"{err.decode(errors='replace').strip()}")
+        unmount_and_wait(mnt, proc)
+    if proc and proc.returncode != 0:
+        with open(log, errors="replace") as f:
+            said = f.read().strip()
+        raise RuntimeError(f"{argv[0]} exited with status {proc.returncode}: {said}")
 
 
 def kernel_chmod(args, base, lower, n):
