@@ -11,6 +11,7 @@ import ctypes
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -93,8 +94,17 @@ def unmount(path):
 
 @contextlib.contextmanager
 def temp_dir():
-    """A private temp dir; everything mounted below it is unmounted at exit."""
-    d = tempfile.mkdtemp(prefix="layerfs-it-")
+    """A private temp dir; everything mounted below it is unmounted at exit.
+    Its name is lowercase hex after the prefix, so that its path is also a
+    valid image reference (podman names an oci: image after its path, and
+    refuses the "-_" that mkdtemp's own names may hold)."""
+    while True:
+        d = os.path.join(tempfile.gettempdir(), "layerfs-it-" + secrets.token_hex(6))
+        try:
+            os.mkdir(d, 0o700)
+            break
+        except FileExistsError:
+            continue
     try:
         yield d
     finally:
