@@ -7,25 +7,27 @@ daemon's work: a metadata-only copy-up in kernel overlayfs's on-disk format
 markers and times, linked into the upper, the parent's times restored),
 then the chmod. This program times the halves apart, per file, warm (each
 name stat'ed first), over N empty-data 1 MiB files in one directory on a
-fresh loop-mounted ext4:
+fresh loop-mounted ext4. Each of bench/metacopy_work's runs makes two
+passes: the first over files only in the lower, the second over the same
+files, now in the upper (nothing to copy up).
 
   kernel           kernel overlayfs metacopy=on: the whole chmod, copy-up
-                   included (bench/metacopy_work chmod on the mount)
+                   included (metacopy_work chmod on the mount, first pass)
   work             layerfs's setattr handler called directly, no FUSE, on
                    lower files: the copy-up and the chmod
-                   (bench/metacopy_work setattr)
-  work, no copy    the same handler on files already in the upper
-  mount, no copy   a chmod through a layerfs mount whose upper already
-                   holds the files: the round trip and the work, no copy-up
+                   (metacopy_work setattr, first pass)
+  work, no copy    the same, second pass
   mount            a chmod through a layerfs mount (metacopy=on) of lower
-                   files: the real thing
+                   files, first pass: the real thing
+  mount, no copy   the same, second pass: the round trip and the work
 
 Per transport (/dev/fuse; io_uring when fuse's enable_uring can be set,
 set back after), the round trip is `mount, no copy` - `work, no copy`, and
 a chmod through layerfs costs at least `work` + that round trip: when
 `work` alone is near `kernel`, no transport makes layerfs as fast as the
 kernel without doing less work on disk. Prints medians and the ratios to
-`kernel`; no timing verdicts. Exits 1 when a command fails. Needs root.
+`kernel`; no timing verdicts. Exits 1 when a command fails or a daemon
+does not exit 0. Needs root.
 
   bench/metacopy_floor.py [--quick] [--files 2000] [--samples 5]
                           [--layerfs PATH] [--work-program PATH] [--dir DIR]
@@ -33,96 +35,44 @@ kernel without doing less work on disk. Prints medians and the ratios to
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from bench_fs import fresh_ext4
-from overlay_bench import MiB, target_args, unmount_and_wait, uring_enabled
+from overlay_bench import MiB, Target, target_args, uring_enabled
 
 
 def run_work(program, *args):
-    """us per file that bench/metacopy_work reports."""
+    """The µs per file of each pass that bench/metacopy_work reports."""
     out = subprocess.run([program, *args], check=True, capture_output=True, text=True,
                          timeout=600)
     return json.loads(out.stdout)["us_per_file"]
 
 
 def make_files(d, n):
+    """d/f0 .. d/f(n-1), each 1 MiB of hole (a metadata-only copy-up never
+    reads the data)."""
     os.makedirs(d)
     for i in range(n):
         with open(os.path.join(d, f"f{i}"), "wb") as f:
             f.truncate(MiB)
 
 
-@contextlib.contextmanager
-def fresh_dirs(base, *names):
-    """New empty dirs under base for one sample, removed after."""
-    root = tempfile.mkdtemp(dir=base, prefix="s-")
-    paths = [os.path.join(root, n) for n in names]
-    for p in paths:
-        os.mkdir(p)
-    try:
-        yield paths
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def on_mount(program, target, extra, n):
+    """metacopy_work chmod's two passes on a fresh mount of target."""
+    with target.mounted(extra) as m:
+        return run_work(program, "chmod", m, str(n))
 
 
-@contextlib.contextmanager
-def mounted(argv, mnt, daemon):
-    """The mount that argv makes at mnt (a daemon staying in the
-    foreground when `daemon`, its stderr kept beside mnt), unmounted after,
-    also when the body fails."""
-    log = os.path.join(os.path.dirname(mnt), "stderr")
-    proc = None
-    if daemon:
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(argv, stderr=err)
-    else:
-        subprocess.run(argv, check=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mnt):
-            if (proc and proc.poll() is not None) or time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[0]} did not mount {mnt}")
-            time.sleep(0.01)
-        yield mnt
-    finally:
-        unmount_and_wait(mnt, proc)
-    if proc and proc.returncode != 0:
-        with open(log, errors="replace") as f:
-            said = f.read().strip()
-        raise RuntimeError(f"{argv[0]} exited with status {proc.returncode}: {said}")
-
-
-def kernel_chmod(args, base, lower, n):
-    with fresh_dirs(base, "u", "w", "m") as (u, w, m):
-        opts = f"lowerdir={lower},upperdir={u},workdir={w},metacopy=on"
-        with mounted(["mount", "-t", "overlay", "overlay", "-o", opts, m], m, False):
-            return run_work(args.work_program, "chmod", m, str(n))
-
-
-def work(args, base, lower, n, copied):
-    """The setattr handler alone, over lower files or (copied) upper ones."""
-    with fresh_dirs(base, "u", "w", "empty") as (u, w, empty):
-        if copied:
-            os.rmdir(u)
-            make_files(u, n)
-        return run_work(args.work_program, "setattr", empty if copied else lower, u, w, str(n))
-
-
-def mount_chmod(args, base, lower, n, copied, transport):
-    with fresh_dirs(base, "u", "w", "m", "empty") as (u, w, m, empty):
-        if copied:
-            os.rmdir(u)
-            make_files(u, n)
-        opts = (f"lowerdir={empty if copied else lower},upperdir={u},workdir={w},"
-                f"metacopy=on,io_uring={transport}")
-        with mounted([args.layerfs, "-f", "-o", opts, m], m, True):
-            return run_work(args.work_program, "chmod", m, str(n))
+def handler_alone(program, base, lower, n):
+    """metacopy_work setattr's two passes, with a fresh upper and work dir."""
+    with tempfile.TemporaryDirectory(dir=base) as root:
+        u, w = os.path.join(root, "u"), os.path.join(root, "w")
+        os.mkdir(u)
+        os.mkdir(w)
+        return run_work(program, "setattr", lower, u, w, str(n))
 
 
 def main():
@@ -151,24 +101,33 @@ def main():
         fs = cleanup.enter_context(fresh_ext4(args.dir, 1024))
         lower = os.path.join(fs, "lower")
         make_files(lower, n)
-        base = os.path.join(fs, "samples")
-        os.mkdir(base)
-        rows = {"kernel": lambda: kernel_chmod(args, base, lower, n),
-                "work": lambda: work(args, base, lower, n, False),
-                "work, no copy": lambda: work(args, base, lower, n, True)}
+        kernel_fs = Target("kernel", [lower], fs, os.path.abspath(args.layerfs))
+        layerfs = Target("layerfs", [lower], fs, os.path.abspath(args.layerfs),
+                         options=("metacopy=on",))
+        # A run's two passes: (its first pass's row, its second pass's row).
+        runs = {("kernel", None): lambda: on_mount(args.work_program, kernel_fs,
+                                                   ("metacopy=on",), n),
+                ("work", "work, no copy"): lambda: handler_alone(args.work_program, fs,
+                                                                 lower, n)}
         for t in transports:
-            rows[f"mount, no copy ({t})"] = lambda t=t: mount_chmod(args, base, lower, n, True, t)
-            rows[f"mount ({t})"] = lambda t=t: mount_chmod(args, base, lower, n, False, t)
-        names = list(rows)
+            runs[(f"mount ({t})", f"mount, no copy ({t})")] = \
+                lambda t=t: on_mount(args.work_program, layerfs, (f"io_uring={t}",), n)
+        names = [row for pair in runs for row in pair if row]
         got = {name: [] for name in names}
         print(f"kernel {os.uname().release}; {n} files in one dir on a fresh ext4; "
               f"{args.samples} samples, medians; io_uring=on is FUSE over io_uring", flush=True)
         try:
+            order = list(runs)
             for i in range(args.samples):  # the order rotates from sample to sample
-                for name in names[i % len(names):] + names[:i % len(names)]:
-                    got[name].append(rows[name]())
+                for pair in order[i % len(order):] + order[:i % len(order)]:
+                    for row, us in zip(pair, runs[pair]()):
+                        if row:
+                            got[row].append(us)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, RuntimeError) as e:
             print(f"FAIL: {e}")
+            return 1
+        if layerfs.notes:
+            print(f"FAIL: layerfs {'; '.join(layerfs.notes)}")
             return 1
         med = {name: statistics.median(v) for name, v in got.items()}
         kernel = med["kernel"]

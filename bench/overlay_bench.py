@@ -132,20 +132,6 @@ def build_flat(lowers, base):
     return flat
 
 
-def unmount_and_wait(m, proc):
-    """Unmounts m (lazily when it is busy), then waits for the daemon proc
-    serving it, when there is one, to exit: killed after 30 s."""
-    subprocess.run(["umount", m], check=False, stderr=subprocess.DEVNULL)
-    if os.path.ismount(m):
-        subprocess.run(["umount", "-l", m], check=False)
-    if proc:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 class Target:
     """One filesystem under test, mounted afresh by mounted(). `options` go
     to every mount of it; `floor` and `flat` are the floor's program and the
@@ -198,8 +184,15 @@ class Target:
             os.sync()  # the previous sample's cleanup must not be timed here
             yield m
         finally:
-            unmount_and_wait(m, proc)
+            subprocess.run(["umount", m], check=False, stderr=subprocess.DEVNULL)
+            if os.path.ismount(m):
+                subprocess.run(["umount", "-l", m], check=False)
             if proc:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
                 self.check_exit(proc.returncode, log)
             shutil.rmtree(root, ignore_errors=True)
 
